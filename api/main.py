@@ -1,0 +1,72 @@
+"""The HTTP API: stores questions, queues them, and answers from what the workers store."""
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from redis.asyncio import Redis
+
+from api.deps import Services
+from api.errors import install_error_handlers
+from api.question_events import QuestionEvents
+from api.routes import questions, system
+from shared import __version__
+from shared.config import Settings, get_settings
+from shared.db import create_db_engine, create_session_factory
+from shared.llm import create_http_client, create_provider
+from shared.logs import configure_logging
+from shared.queue import create_producer
+
+logger = logging.getLogger(__name__)
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    engine = create_db_engine(
+        settings.database_url, busy_timeout_ms=settings.sqlite_busy_timeout_ms
+    )
+    redis = Redis.from_url(settings.redis_url, socket_connect_timeout=2)
+    http = create_http_client(settings)
+    events = QuestionEvents(redis)
+    services = Services(
+        settings=settings,
+        engine=engine,
+        sessions=create_session_factory(engine),
+        redis=redis,
+        producer=create_producer(settings),
+        http=http,
+        provider=create_provider(settings, client=http),
+        events=events,
+    )
+    logger.info(
+        "model backend: provider=%s model=%s", services.provider.name, services.provider.model
+    )
+    await events.start()
+    app.state.services = services
+    try:
+        yield
+    finally:
+        await events.stop()
+        await redis.aclose()
+        http.close()
+        services.producer.close()
+        engine.dispose()
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    configure_logging(settings.log_level)
+    app = FastAPI(
+        title="Support Assistant",
+        version=__version__,
+        description="Answers customer questions from your knowledge base with a language model.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    install_error_handlers(app)
+    app.include_router(system.router, include_in_schema=False)
+    app.include_router(system.router, prefix=settings.api_prefix)
+    app.include_router(questions.router, prefix=settings.api_prefix)
+    return app

@@ -1,0 +1,86 @@
+"""Service identity, liveness and readiness."""
+
+import asyncio
+
+from fastapi import APIRouter
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+
+from api.deps import Services, ServicesDep
+from shared import __version__
+from shared.db import ping
+from shared.schemas import CheckResult, Health, Readiness, ServiceInfo
+
+router = APIRouter(tags=["system"])
+
+SERVICE_NAME = "AI Customer Support Assistant"
+
+
+@router.get("/", response_model=ServiceInfo)
+def root() -> ServiceInfo:
+    """What this service is."""
+    return ServiceInfo(name=SERVICE_NAME, version=__version__, status="running")
+
+
+@router.get("/health", response_model=Health)
+def health() -> Health:
+    """The process is alive (it checks nothing else)."""
+    return Health(status="ok")
+
+
+def _check_database(services: Services) -> CheckResult:
+    try:
+        ping(services.engine)
+    except Exception as exc:
+        return CheckResult(ok=False, detail=f"unreachable: {exc}")
+    return CheckResult(ok=True, detail=services.engine.dialect.name)
+
+
+async def _check_broker(services: Services) -> CheckResult:
+    try:
+        await asyncio.wait_for(services.redis.ping(), timeout=2)
+    except Exception as exc:
+        return CheckResult(ok=False, detail=f"Redis unreachable: {exc!r}")
+    return CheckResult(ok=True, detail="Redis answers")
+
+
+def _check_workers(services: Services) -> CheckResult:
+    try:
+        replies = services.producer.control.ping(timeout=1.0)
+    except Exception as exc:
+        return CheckResult(ok=False, detail=f"cannot ask workers: {exc!r}")
+    if not replies:
+        return CheckResult(ok=False, detail="no worker answered")
+    names = sorted(name for reply in replies for name in reply)
+    return CheckResult(ok=True, detail=f"{len(names)} worker(s): {', '.join(names)}")
+
+
+def _check_model(services: Services) -> CheckResult:
+    status = services.provider.status()
+    return CheckResult(ok=status.ok, detail=status.detail)
+
+
+@router.get("/ready", response_model=Readiness, responses={503: {"model": Readiness}})
+async def ready(services: ServicesDep) -> JSONResponse:
+    """Whether the service can answer: database, broker, workers and model backend."""
+    broker = await _check_broker(services)
+    database, workers, model = await asyncio.gather(
+        run_in_threadpool(_check_database, services),
+        run_in_threadpool(_check_workers, services) if broker.ok else _skipped("broker is down"),
+        run_in_threadpool(_check_model, services),
+    )
+    readiness = Readiness(
+        status="ready",
+        provider=services.provider.name,
+        model=services.provider.model,
+        checks={"database": database, "broker": broker, "workers": workers, "model": model},
+    )
+    if not readiness.ok:
+        readiness.status = "not_ready"
+    return JSONResponse(
+        status_code=200 if readiness.ok else 503, content=readiness.model_dump(mode="json")
+    )
+
+
+async def _skipped(reason: str) -> CheckResult:
+    return CheckResult(ok=False, detail=reason)

@@ -1,0 +1,64 @@
+"""One error hierarchy: each expected failure knows its HTTP status and a stable code."""
+
+
+class AppError(Exception):
+    status_code = 500
+    code = "internal_error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class QuestionNotFound(AppError):
+    status_code = 404
+    code = "question_not_found"
+
+    def __init__(self, question_id: str) -> None:
+        super().__init__(f"no question with id {question_id!r}")
+
+
+class BrokerUnavailable(AppError):
+    status_code = 503
+    code = "broker_unavailable"
+
+
+class LLMError(AppError):
+    """The model backend answered, but not with a usable answer."""
+
+    status_code = 500
+    code = "llm_error"
+    transient = False
+
+
+class LLMUnavailable(LLMError):
+    """The model backend cannot be reached or is overloaded; worth retrying."""
+
+    status_code = 503
+    code = "llm_unavailable"
+    transient = True
+
+
+class LLMTimeout(LLMUnavailable):
+    code = "llm_timeout"
+
+
+class LLMModelNotFound(LLMError):
+    """The backend runs but lacks the configured model; retrying will not help."""
+
+    status_code = 503
+    code = "llm_model_not_found"
+
+
+class AnswerFailed(AppError):
+    """A stored failure, rendered with the status its error code stands for."""
+
+    def __init__(self, *, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.status_code = STATUS_BY_CODE.get(code, 500)
+
+
+STATUS_BY_CODE = {
+    cls.code: cls.status_code for cls in (LLMError, LLMUnavailable, LLMTimeout, LLMModelNotFound)
+}

@@ -1,0 +1,118 @@
+"""Service functions over the `questions` table; callers own the transaction."""
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from shared.errors import QuestionNotFound
+from shared.models import TERMINAL_STATUSES, Question, QuestionStatus, utcnow
+
+
+def create_question(*, session: Session, text: str, context_method: str) -> Question:
+    """Store a new question as `queued`."""
+    question = Question(question=text, context_method=context_method, status=QuestionStatus.QUEUED)
+    session.add(question)
+    session.flush()
+    return question
+
+
+def get_question(*, session: Session, question_id: str) -> Question:
+    """Return the question or raise `QuestionNotFound`."""
+    question = session.get(Question, question_id)
+    if question is None:
+        raise QuestionNotFound(question_id)
+    return question
+
+
+def list_history(
+    *, session: Session, limit: int, search: str | None = None
+) -> tuple[list[Question], int]:
+    """Completed questions, newest first, optionally matching `search` in the question text."""
+    condition = Question.status == QuestionStatus.COMPLETED
+    if search:
+        condition = condition & func.lower(Question.question).contains(
+            search.lower(), autoescape=True
+        )
+    total = session.scalar(select(func.count()).select_from(Question).where(condition)) or 0
+    rows = session.scalars(
+        select(Question)
+        .where(condition)
+        .order_by(Question.created_at.desc(), Question.id.desc())
+        .limit(limit)
+    ).all()
+    return list(rows), total
+
+
+def claim_question(*, session: Session, question_id: str) -> Question | None:
+    """Mark a non-terminal question `running` for one more attempt; None if nothing to do."""
+    question = session.get(Question, question_id)
+    if question is None or question.status in TERMINAL_STATUSES:
+        return None
+    question.status = QuestionStatus.RUNNING
+    question.attempts += 1
+    question.started_at = utcnow()
+    session.flush()
+    return question
+
+
+def _finish(*, session: Session, question_id: str, values: dict[str, Any]) -> bool:
+    # Only a row that is not yet terminal may be finished: a duplicate delivery changes nothing.
+    result = session.execute(
+        update(Question)
+        .where(Question.id == question_id, Question.status.not_in(TERMINAL_STATUSES))
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def complete_question(
+    *,
+    session: Session,
+    question_id: str,
+    answer: str,
+    sources: list[dict[str, Any]],
+    provider: str,
+    model: str,
+    started_at: datetime,
+) -> bool:
+    """Store the answer unless the question is already terminal; True when this call stored it."""
+    completed_at = utcnow()
+    return _finish(
+        session=session,
+        question_id=question_id,
+        values={
+            "status": QuestionStatus.COMPLETED,
+            "answer": answer,
+            "sources": sources,
+            "provider": provider,
+            "model": model,
+            "error_code": None,
+            "error_message": None,
+            "completed_at": completed_at,
+            "processing_time_ms": _elapsed_ms(started_at, completed_at),
+        },
+    )
+
+
+def fail_question(
+    *, session: Session, question_id: str, code: str, message: str, provider: str | None = None
+) -> bool:
+    """Store a failure unless the question is already terminal; True when this call stored it."""
+    return _finish(
+        session=session,
+        question_id=question_id,
+        values={
+            "status": QuestionStatus.FAILED,
+            "error_code": code,
+            "error_message": message,
+            "provider": provider,
+            "completed_at": utcnow(),
+        },
+    )
+
+
+def _elapsed_ms(start: datetime, end: datetime) -> int:
+    return max(0, round((end - start).total_seconds() * 1000))

@@ -1,0 +1,58 @@
+"""What the API and the workers agree on about the queue: task names and Celery's settings."""
+
+from typing import Any
+
+from celery import Celery
+from kombu.exceptions import KombuError
+from redis.exceptions import RedisError
+
+from shared.config import Settings
+from shared.errors import BrokerUnavailable
+
+ANSWER_QUESTION_TASK = "questions.answer"
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    """Celery settings derived from the service's settings, used by producers and workers alike."""
+    return {
+        "broker_url": settings.redis_url,
+        "broker_connection_retry_on_startup": True,
+        "broker_transport_options": {
+            # Unacknowledged tasks come back only after this; it must outlast the longest task.
+            "visibility_timeout": settings.task_time_limit * 2,
+        },
+        "task_default_queue": settings.celery_queue,
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        "task_ignore_result": True,
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "task_soft_time_limit": settings.task_soft_time_limit,
+        "task_time_limit": settings.task_time_limit,
+        "task_send_sent_event": True,
+        "worker_send_task_events": True,
+        "worker_prefetch_multiplier": 1,
+        "worker_hijack_root_logger": False,
+        "timezone": "UTC",
+        "enable_utc": True,
+    }
+
+
+def create_producer(settings: Settings) -> Celery:
+    """A Celery client that only sends tasks (by name: it never imports the worker's code)."""
+    producer = Celery("support_assistant", set_as_current=False)
+    producer.config_from_object(celery_config(settings))
+    return producer
+
+
+def enqueue_answer(producer: Celery, *, question_id: str) -> None:
+    """Queue the answering task for a committed question; `BrokerUnavailable` if Redis is down."""
+    try:
+        producer.send_task(
+            ANSWER_QUESTION_TASK,
+            kwargs={"question_id": question_id},
+            retry=True,
+            retry_policy={"max_retries": 2, "interval_start": 0.1, "interval_step": 0.2},
+        )
+    except (KombuError, RedisError, OSError) as exc:
+        raise BrokerUnavailable(f"cannot queue question {question_id}: {exc}") from exc

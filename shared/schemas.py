@@ -1,0 +1,189 @@
+"""Request and response bodies of the HTTP API."""
+
+import unicodedata
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field, field_validator
+
+from shared.models import Question, QuestionStatus
+
+MIN_QUESTION_LENGTH = 3
+MAX_QUESTION_LENGTH = 2000
+_ALLOWED_CONTROL_CHARACTERS = {"\n", "\r", "\t"}
+
+
+class AskRequest(BaseModel):
+    question: str = Field(
+        description="The customer's question, 3 to 2000 characters once stripped.",
+        examples=["What is your refund policy?"],
+    )
+    context_method: Literal["keyword", "all"] = Field(
+        default="keyword",
+        description="`keyword`: the best-matching entries; `all`: every matching entry.",
+    )
+
+    @field_validator("question")
+    @classmethod
+    def _check_question(cls, value: str) -> str:
+        value = value.strip()
+        if not MIN_QUESTION_LENGTH <= len(value) <= MAX_QUESTION_LENGTH:
+            raise ValueError(
+                f"question must be {MIN_QUESTION_LENGTH} to {MAX_QUESTION_LENGTH} characters long"
+            )
+        if not any(char.isalnum() for char in value):
+            raise ValueError("question must contain at least one letter or digit")
+        if any(
+            unicodedata.category(char) == "Cc" and char not in _ALLOWED_CONTROL_CHARACTERS
+            for char in value
+        ):
+            raise ValueError("question must not contain control characters")
+        return value
+
+
+class Source(BaseModel):
+    id: str
+    question: str
+    score: float
+
+
+class Links(BaseModel):
+    self: str
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorDetail
+
+
+class AnswerErrorResponse(ErrorResponse):
+    question_id: str
+
+
+class AnswerResponse(BaseModel):
+    question_id: str
+    status: QuestionStatus
+    answer: str
+    sources: list[Source]
+    timestamp: datetime
+    processing_time: int | None = Field(description="Milliseconds the worker spent answering.")
+    provider: str | None
+    model: str | None
+
+    @classmethod
+    def from_question(cls, question: Question) -> "AnswerResponse":
+        return cls(
+            question_id=question.id,
+            status=question.status,
+            answer=question.answer or "",
+            sources=[Source(**source) for source in question.sources or []],
+            timestamp=question.completed_at or question.created_at,
+            processing_time=question.processing_time_ms,
+            provider=question.provider,
+            model=question.model,
+        )
+
+
+class AcceptedResponse(BaseModel):
+    question_id: str
+    status: QuestionStatus
+    links: Links
+
+
+class QuestionRecord(BaseModel):
+    question_id: str
+    question: str
+    status: QuestionStatus
+    answer: str | None
+    sources: list[Source]
+    error: ErrorDetail | None
+    provider: str | None
+    model: str | None
+    attempts: int
+    created_at: datetime
+    started_at: datetime | None
+    completed_at: datetime | None
+    processing_time: int | None
+    links: Links
+
+    @classmethod
+    def from_question(cls, question: Question, *, url: str) -> "QuestionRecord":
+        error = None
+        if question.error_code:
+            error = ErrorDetail(code=question.error_code, message=question.error_message or "")
+        return cls(
+            question_id=question.id,
+            question=question.question,
+            status=question.status,
+            answer=question.answer,
+            sources=[Source(**source) for source in question.sources or []],
+            error=error,
+            provider=question.provider,
+            model=question.model,
+            attempts=question.attempts,
+            created_at=question.created_at,
+            started_at=question.started_at,
+            completed_at=question.completed_at,
+            processing_time=question.processing_time_ms,
+            links=Links(self=url),
+        )
+
+
+class HistoryEntry(BaseModel):
+    id: str
+    question: str
+    answer: str
+    sources: list[Source]
+    timestamp: datetime
+    processing_time: int | None
+
+
+class HistoryResponse(BaseModel):
+    entries: list[HistoryEntry]
+    count: int
+    total: int
+
+    @classmethod
+    def from_questions(cls, questions: list[Question], *, total: int) -> "HistoryResponse":
+        entries = [
+            HistoryEntry(
+                id=q.id,
+                question=q.question,
+                answer=q.answer or "",
+                sources=[Source(**source) for source in q.sources or []],
+                timestamp=q.completed_at or q.created_at,
+                processing_time=q.processing_time_ms,
+            )
+            for q in questions
+        ]
+        return cls(entries=entries, count=len(entries), total=total)
+
+
+class ServiceInfo(BaseModel):
+    name: str
+    version: str
+    status: str
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+
+
+class CheckResult(BaseModel):
+    ok: bool
+    detail: str
+
+
+class Readiness(BaseModel):
+    status: Literal["ready", "not_ready"]
+    provider: str
+    model: str
+    checks: dict[str, CheckResult]
+
+    @property
+    def ok(self) -> bool:
+        return all(check.ok for check in self.checks.values())

@@ -1,0 +1,94 @@
+"""The one Celery app: configuration from the service's settings, per-process resources."""
+
+import logging
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import redis
+from celery import Celery
+from celery.signals import setup_logging, worker_process_init, worker_process_shutdown
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from shared.config import Settings, get_settings
+from shared.db import create_db_engine, create_session_factory
+from shared.knowledge import KnowledgeStore
+from shared.llm import LLMProvider, create_http_client, create_provider
+from shared.logs import configure_logging
+from shared.queue import celery_config
+
+logger = logging.getLogger(__name__)
+
+app = Celery("support_assistant")
+app.config_from_object(celery_config(get_settings()))
+app.conf.include = ["worker.tasks"]
+
+
+@dataclass
+class WorkerResources:
+    """Long-lived clients of one worker process, created once and shared by its tasks."""
+
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    redis: redis.Redis
+    http: httpx.Client
+    provider: LLMProvider
+    knowledge: KnowledgeStore
+
+    @classmethod
+    def create(cls, settings: Settings) -> "WorkerResources":
+        engine = create_db_engine(
+            settings.database_url, busy_timeout_ms=settings.sqlite_busy_timeout_ms
+        )
+        http = create_http_client(settings)
+        provider = create_provider(settings, client=http)
+        logger.info("worker answers with provider=%s model=%s", provider.name, provider.model)
+        return cls(
+            settings=settings,
+            engine=engine,
+            sessions=create_session_factory(engine),
+            redis=redis.Redis.from_url(settings.redis_url, socket_timeout=10),
+            http=http,
+            provider=provider,
+            knowledge=KnowledgeStore(settings.knowledge_path),
+        )
+
+    def close(self) -> None:
+        self.http.close()
+        self.redis.close()
+        self.engine.dispose()
+
+
+_resources: WorkerResources | None = None
+_resources_lock = threading.Lock()
+
+
+def get_resources() -> WorkerResources:
+    """This process's resources, created on first use (prefork children create them at start)."""
+    global _resources
+    with _resources_lock:
+        if _resources is None:
+            _resources = WorkerResources.create(get_settings())
+        return _resources
+
+
+@setup_logging.connect
+def _setup_logging(**_: Any) -> None:
+    configure_logging(get_settings().log_level)
+
+
+@worker_process_init.connect
+def _init_process(**_: Any) -> None:
+    get_resources()
+
+
+@worker_process_shutdown.connect
+def _close_process(**_: Any) -> None:
+    global _resources
+    with _resources_lock:
+        if _resources is not None:
+            _resources.close()
+            _resources = None

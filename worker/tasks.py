@@ -1,0 +1,117 @@
+"""Celery tasks: thin, idempotent, keyed by the question id only."""
+
+import logging
+import random
+
+from celery import Task
+from celery.exceptions import SoftTimeLimitExceeded
+
+from shared.answering import answer_question
+from shared.db import session_scope
+from shared.errors import AppError, LLMError, LLMTimeout
+from shared.models import QuestionStatus
+from shared.notifications import QuestionEvent, publish_question_event
+from shared.questions import claim_question, complete_question, fail_question
+from shared.queue import ANSWER_QUESTION_TASK
+from worker.celery_app import WorkerResources, app, get_resources
+
+logger = logging.getLogger(__name__)
+
+
+def retry_delay(*, retries: int, base: float, maximum: float) -> float:
+    """Exponential backoff with full jitter, so retries of many questions spread out."""
+    return random.uniform(0, min(maximum, base * 2**retries))
+
+
+def _publish(resources: WorkerResources, question_id: str, status: QuestionStatus) -> None:
+    try:
+        publish_question_event(resources.redis, QuestionEvent(question_id, status.value))
+    except Exception:  # waiters fall back to their timeout and re-read the row
+        logger.warning("could not publish %s for question %s", status, question_id, exc_info=True)
+
+
+def _store_failure(resources: WorkerResources, question_id: str, error: AppError) -> None:
+    with session_scope(resources.sessions) as session:
+        fail_question(
+            session=session,
+            question_id=question_id,
+            code=error.code,
+            message=error.message,
+            provider=resources.provider.name,
+        )
+    logger.warning("question %s failed: %s (%s)", question_id, error.code, error.message)
+    _publish(resources, question_id, QuestionStatus.FAILED)
+
+
+@app.task(name=ANSWER_QUESTION_TASK, bind=True)
+def answer_question_task(self: Task, question_id: str) -> str:
+    """Answer one stored question; a terminal question is left as it is."""
+    resources = get_resources()
+    settings = resources.settings
+    with session_scope(resources.sessions) as session:
+        question = claim_question(session=session, question_id=question_id)
+        if question is None:
+            logger.info("question %s is already answered or unknown; nothing to do", question_id)
+            return "skipped"
+        text, context_method, started_at = (
+            question.question,
+            question.context_method,
+            question.started_at,
+        )
+    assert started_at is not None
+    _publish(resources, question_id, QuestionStatus.RUNNING)
+
+    try:
+        answer = answer_question(
+            question=text,
+            context_method=context_method,
+            knowledge=resources.knowledge.current(),
+            provider=resources.provider,
+            k=settings.retrieval_top_k,
+        )
+    except SoftTimeLimitExceeded:
+        _store_failure(
+            resources,
+            question_id,
+            LLMTimeout(f"no answer within the {settings.task_soft_time_limit} s time limit"),
+        )
+        return "failed"
+    except LLMError as exc:
+        if exc.transient and self.request.retries < settings.task_max_retries:
+            delay = retry_delay(
+                retries=self.request.retries,
+                base=settings.task_retry_backoff,
+                maximum=settings.task_retry_backoff_max,
+            )
+            logger.warning(
+                "question %s: %s; retry %d/%d in %.1f s",
+                question_id,
+                exc.message,
+                self.request.retries + 1,
+                settings.task_max_retries,
+                delay,
+            )
+            raise self.retry(exc=exc, countdown=delay) from exc
+        _store_failure(resources, question_id, exc)
+        return "failed"
+    except Exception as exc:
+        _store_failure(resources, question_id, AppError(f"unexpected error: {exc!r}"))
+        raise
+
+    with session_scope(resources.sessions) as session:
+        stored = complete_question(
+            session=session,
+            question_id=question_id,
+            answer=answer.text,
+            sources=answer.sources,
+            provider=answer.provider,
+            model=answer.model,
+            started_at=started_at,
+        )
+    if not stored:
+        logger.info(
+            "question %s was answered by another delivery; this answer is dropped", question_id
+        )
+        return "duplicate"
+    _publish(resources, question_id, QuestionStatus.COMPLETED)
+    return "completed"
