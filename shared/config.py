@@ -55,6 +55,7 @@ class Settings(BaseSettings):
 
     # Operations
     flower_port: int = 5555
+    shutdown_grace_seconds: float = Field(default=30.0, ge=0)
     log_level: str = "INFO"
 
     @property

@@ -9,4 +9,5 @@ def configure_logging(level: str) -> None:
         format="%(asctime)s %(levelname)s [%(processName)s] %(name)s: %(message)s",
         force=True,
     )
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    for noisy in ("httpx", "bm25s"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)

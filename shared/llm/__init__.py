@@ -33,10 +33,7 @@ def create_provider(settings: Settings, *, client: httpx.Client) -> LLMProvider:
     if settings.llm_provider is ProviderName.EXTRACTIVE:
         return ExtractiveProvider()
     try:
-        with httpx.Client(timeout=settings.ollama_probe_timeout) as probe_client:
-            OllamaProvider(
-                client=probe_client, host=settings.ollama_host, model=settings.ollama_model
-            ).ensure_model()
+        ollama.ensure_model(timeout=settings.ollama_probe_timeout)
     except LLMError as exc:
         logger.warning("LLM_PROVIDER=auto: Ollama not usable (%s); using extractive", exc.message)
         return ExtractiveProvider()

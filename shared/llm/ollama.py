@@ -42,9 +42,10 @@ class OllamaProvider:
             return BackendStatus(ok=False, detail=exc.message)
         return BackendStatus(ok=True, detail=f"{self.host} serves {self.model}")
 
-    def ensure_model(self) -> None:
+    def ensure_model(self, *, timeout: float | None = None) -> None:
         """Raise unless Ollama answers and has the configured model pulled."""
-        body = self._request("GET", "/api/tags")
+        extra = {} if timeout is None else {"timeout": timeout}
+        body = self._request("GET", "/api/tags", **extra)
         names = {model.get("name", "") for model in body.get("models", [])}
         wanted = self.model if ":" in self.model else f"{self.model}:latest"
         if self.model not in names and wanted not in names:

@@ -1,0 +1,92 @@
+"""QuestionEvents over fakeredis: a completion wakes exactly the requests waiting on it."""
+
+import asyncio
+from dataclasses import dataclass
+
+import fakeredis
+import pytest
+
+from api.question_events import QuestionEvents
+from shared.models import QuestionStatus
+from shared.notifications import QuestionEvent, publish_question_event
+
+
+@dataclass
+class Row:
+    status: QuestionStatus
+
+
+class FakeTable:
+    """Stands in for the database row the waiter re-reads; counts the reads."""
+
+    def __init__(self) -> None:
+        self.status = QuestionStatus.QUEUED
+        self.reads = 0
+
+    async def load(self) -> Row:
+        self.reads += 1
+        return Row(self.status)
+
+
+async def _listening() -> tuple[QuestionEvents, fakeredis.FakeRedis]:
+    server = fakeredis.FakeServer()
+    events = QuestionEvents(fakeredis.aioredis.FakeRedis(server=server))
+    await events.start()
+    assert events.subscribed.is_set()
+    return events, fakeredis.FakeRedis(server=server)
+
+
+def test_completion_event_wakes_the_waiter_before_its_timeout() -> None:
+    async def scenario() -> None:
+        events, publisher = await _listening()
+        table = FakeTable()
+
+        async def finish_soon() -> None:
+            await asyncio.sleep(0.2)
+            table.status = QuestionStatus.COMPLETED
+            publish_question_event(publisher, QuestionEvent("q1", "completed"))
+
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        task = asyncio.create_task(finish_soon())
+        row = await events.wait_for("q1", timeout=10, load=table.load)  # type: ignore[arg-type]
+        await task
+        assert row.status is QuestionStatus.COMPLETED
+        assert loop.time() - started < 5
+        assert table.reads == 2  # once before waiting, once after the wake-up: no polling
+        await events.stop()
+
+    asyncio.run(scenario())
+
+
+def test_running_event_and_other_questions_do_not_end_the_wait() -> None:
+    async def scenario() -> None:
+        events, publisher = await _listening()
+        table = FakeTable()
+
+        async def noise() -> None:
+            await asyncio.sleep(0.1)
+            publish_question_event(publisher, QuestionEvent("q1", "running"))
+            publish_question_event(publisher, QuestionEvent("other", "completed"))
+
+        task = asyncio.create_task(noise())
+        row = await events.wait_for("q1", timeout=0.6, load=table.load)  # type: ignore[arg-type]
+        await task
+        assert row.status is QuestionStatus.QUEUED
+        assert table.reads == 2  # before waiting and at the deadline, never woken in between
+        await events.stop()
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("status", [QuestionStatus.COMPLETED, QuestionStatus.FAILED])
+def test_terminal_row_returns_at_once(status: QuestionStatus) -> None:
+    async def scenario() -> None:
+        events, _ = await _listening()
+        table = FakeTable()
+        table.status = status
+        row = await events.wait_for("q1", timeout=30, load=table.load)  # type: ignore[arg-type]
+        assert row.status is status
+        await events.stop()
+
+    asyncio.run(scenario())

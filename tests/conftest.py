@@ -1,0 +1,180 @@
+"""Real-service fixtures: a Redis server, migrated databases, Celery worker processes, the API."""
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from alembic import command
+from alembic.config import Config
+from celery import Celery
+from fastapi.testclient import TestClient
+
+from api.main import create_app
+from shared.config import PROJECT_ROOT, ProviderName, Settings
+from shared.db import create_db_engine, create_session_factory
+from shared.launcher import free_port, redis_server_binary, wait_for_redis
+from shared.queue import create_producer
+
+EVAL_DIR = PROJECT_ROOT.parent / "shared" / "eval"
+
+
+def migrate(database_url: str) -> None:
+    config = Config(str(PROJECT_ROOT / "alembic.ini"))
+    config.attributes["database_url"] = database_url
+    config.attributes["configure_logger"] = False
+    command.upgrade(config, "head")
+
+
+def _reachable(url: str) -> bool:
+    client = redis.Redis.from_url(url, socket_connect_timeout=0.5)
+    try:
+        return bool(client.ping())
+    except redis.RedisError:
+        return False
+    finally:
+        client.close()
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The machine's Redis when TEST_REDIS_URL/REDIS_URL reaches one, else a server we start."""
+    for name in ("TEST_REDIS_URL", "REDIS_URL"):
+        url = os.environ.get(name)
+        if url and _reachable(url):
+            yield url
+            return
+    port = free_port()
+    server = subprocess.Popen(
+        [redis_server_binary(), "--bind", "127.0.0.1", "--port", str(port), "--save", "",
+         "--appendonly", "no", "--dir", str(tmp_path_factory.mktemp("redis"))],
+        stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    url = f"redis://127.0.0.1:{port}/0"
+    try:
+        wait_for_redis(url, timeout=10)
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A migrated SQLite database shared by the integration tests of this session."""
+    url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'questions.db'}"
+    migrate(url)
+    return url
+
+
+@pytest.fixture
+def sessions(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """A session factory over a freshly migrated database of its own."""
+    engine = create_db_engine(f"sqlite:///{tmp_path / 'unit.db'}")
+    migrate(str(engine.url))
+    yield create_session_factory(engine)
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def base_settings(redis_url: str, database_url: str) -> Settings:
+    return Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        database_url=database_url,
+        redis_url=redis_url,
+        celery_queue=f"test-{uuid.uuid4().hex[:8]}",
+        llm_provider=ProviderName.EXTRACTIVE,
+        knowledge_path=PROJECT_ROOT / "knowledge",
+        ask_wait_seconds=15,
+    )
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The environment a child process needs to read `settings` back."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OLLAMA_", "LLM_"))}
+    for name, value in settings.model_dump(mode="json").items():
+        env[name.upper()] = str(value)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+class WorkerProcess:
+    """A real `celery worker` process, started and waited for until it answers pings."""
+
+    def __init__(self, settings: Settings, log_path: Path, *, concurrency: int = 2) -> None:
+        self.settings = settings
+        self.name = f"test-{uuid.uuid4().hex[:8]}@localhost"
+        self.log_path = log_path
+        self._log = log_path.open("wb")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker",
+             "--loglevel", "INFO", "--concurrency", str(concurrency), "--hostname", self.name,
+             "--queues", settings.celery_queue, "--without-gossip", "--without-mingle"],
+            env=settings_env(settings), cwd=PROJECT_ROOT, stdout=self._log,
+            stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+        self.producer = create_producer(settings)
+
+    def wait_ready(self, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"worker exited:\n{self.log_path.read_text()[-3000:]}")
+            if self.producer.control.ping(destination=[self.name], timeout=0.5):
+                return
+        raise TimeoutError(f"worker not ready:\n{self.log_path.read_text()[-3000:]}")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.producer.close()
+        self._log.close()
+
+
+StartWorker = Callable[..., WorkerProcess]
+
+
+@pytest.fixture(scope="session")
+def start_worker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StartWorker]:
+    """Start worker processes on demand; every one is stopped at the end of the session."""
+    started: list[WorkerProcess] = []
+
+    def start(settings: Settings, *, concurrency: int = 2) -> WorkerProcess:
+        log = tmp_path_factory.mktemp("worker") / "worker.log"
+        worker = WorkerProcess(settings, log, concurrency=concurrency)
+        started.append(worker)
+        worker.wait_ready()
+        return worker
+
+    yield start
+    for worker in started:
+        worker.stop()
+
+
+@pytest.fixture(scope="session")
+def worker(start_worker: StartWorker, base_settings: Settings) -> WorkerProcess:
+    """One real worker answering the default test queue with the extractive provider."""
+    return start_worker(base_settings)
+
+
+@pytest.fixture
+def client(worker: WorkerProcess, base_settings: Settings) -> Iterator[TestClient]:
+    """The API (with its lifespan) in this process, talking to the real Redis and worker."""
+    with TestClient(create_app(base_settings)) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def producer(base_settings: Settings) -> Iterator[Celery]:
+    app = create_producer(base_settings)
+    yield app
+    app.close()

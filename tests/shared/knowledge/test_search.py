@@ -1,0 +1,50 @@
+import os
+import time
+from pathlib import Path
+
+from shared.knowledge import KnowledgeBase, KnowledgeStore
+from shared.knowledge.search import BM25Index
+
+KNOWLEDGE = Path(__file__).parents[3] / "knowledge"
+
+
+def test_ranks_the_matching_entry_first() -> None:
+    base = KnowledgeBase.load(KNOWLEDGE)
+    cases = {
+        "What is your refund policy?": "returns-and-refunds#what-is-your-refund-policy",
+        "how long will shipping take": "orders-and-shipping#how-long-does-shipping-take",
+        "which payment methods are accepted": (
+            "payments-and-accounts#what-payment-methods-do-you-accept"
+        ),
+        "I want to track my order": "orders-and-shipping#how-do-i-track-my-order",
+    }  # fmt: skip
+    for query, expected in cases.items():
+        assert base.search(query, k=3)[0].entry.id == expected, query
+
+
+def test_stemming_matches_word_forms() -> None:
+    base = KnowledgeBase.load(KNOWLEDGE)
+    hits = base.search("refunds", k=1)
+    assert hits and "refund" in hits[0].entry.id
+
+
+def test_no_shared_term_means_no_hits() -> None:
+    base = KnowledgeBase.load(KNOWLEDGE)
+    assert base.search("zyxxy qwertz", k=3) == []
+    assert base.search("the and of", k=3) == []
+
+
+def test_empty_index_returns_nothing() -> None:
+    assert BM25Index([]).search("refund", k=3) == []
+
+
+def test_store_picks_up_edited_files(tmp_path: Path) -> None:
+    faq = tmp_path / "faq.md"
+    faq.write_text("Q: Opening hours?\nA: 9 to 5.\n")
+    store = KnowledgeStore(tmp_path, check_interval=0)
+    before = store.current().version
+    faq.write_text("Q: Opening hours?\nA: 8 to 8.\n")
+    os.utime(faq, ns=(time.time_ns(), time.time_ns() + 10_000_000))
+    after = store.current()
+    assert after.version != before
+    assert after.entries[0].answer == "8 to 8."
