@@ -6,13 +6,15 @@ from typing import Annotated
 import httpx
 from celery import Celery
 from fastapi import Depends, Request
+from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from api.question_events import QuestionEvents
+from api.waiter import AnswerWaiter
 from shared.config import Settings
-from shared.llm import LLMProvider
+from shared.knowledge import KnowledgeStore
+from shared.llm import ModelBackend
 
 
 @dataclass
@@ -21,10 +23,12 @@ class Services:
     engine: Engine
     sessions: sessionmaker[Session]
     redis: Redis
+    sync_redis: SyncRedis
     producer: Celery
     http: httpx.Client
-    provider: LLMProvider
-    events: QuestionEvents
+    backend: ModelBackend
+    knowledge: KnowledgeStore
+    waiter: AnswerWaiter
 
 
 def get_services(request: Request) -> Services:

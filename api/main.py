@@ -5,17 +5,20 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 
 from api.deps import Services
 from api.errors import install_error_handlers
-from api.question_events import QuestionEvents
-from api.routes import questions, system
+from api.routes import knowledge, questions, streams, system
+from api.waiter import AnswerWaiter
 from shared import __version__
 from shared.config import Settings, get_settings
 from shared.db import create_db_engine, create_session_factory
-from shared.llm import create_http_client, create_provider
+from shared.knowledge import KnowledgeStore
+from shared.llm import create_http_client, describe_backend
 from shared.logs import configure_logging
+from shared.notifications import knowledge_generation
 from shared.queue import create_producer
 
 logger = logging.getLogger(__name__)
@@ -28,28 +31,38 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         settings.database_url, busy_timeout_ms=settings.sqlite_busy_timeout_ms
     )
     redis = Redis.from_url(settings.redis_url, socket_connect_timeout=2)
+    sync_redis = SyncRedis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
     http = create_http_client(settings)
-    events = QuestionEvents(redis)
+    waiter = AnswerWaiter(redis)
+    # The API reports the knowledge base and forces reloads; the workers embed and search it.
+    knowledge = KnowledgeStore(
+        settings.knowledge_path,
+        check_interval=settings.knowledge_check_interval,
+        generation=lambda: knowledge_generation(sync_redis),
+    )
     services = Services(
         settings=settings,
         engine=engine,
         sessions=create_session_factory(engine),
         redis=redis,
+        sync_redis=sync_redis,
         producer=create_producer(settings),
         http=http,
-        provider=create_provider(settings, client=http),
-        events=events,
+        backend=describe_backend(settings, client=http),
+        knowledge=knowledge,
+        waiter=waiter,
     )
     logger.info(
-        "model backend: provider=%s model=%s", services.provider.name, services.provider.model
+        "model backend: provider=%s model=%s", services.backend.name, services.backend.model
     )
-    await events.start()
+    await waiter.start()
     app.state.services = services
     try:
         yield
     finally:
-        await events.stop()
+        await waiter.stop()
         await redis.aclose()
+        sync_redis.close()
         http.close()
         services.producer.close()
         engine.dispose()
@@ -69,4 +82,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(system.router, include_in_schema=False)
     app.include_router(system.router, prefix=settings.api_prefix)
     app.include_router(questions.router, prefix=settings.api_prefix)
+    app.include_router(streams.router, prefix=settings.api_prefix)
+    app.include_router(knowledge.router, prefix=settings.api_prefix)
     return app

@@ -4,7 +4,7 @@ from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -13,7 +13,15 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 class ProviderName(StrEnum):
     AUTO = "auto"
     OLLAMA = "ollama"
+    OPENAI = "openai"
+    EMBEDDED = "embedded"
     EXTRACTIVE = "extractive"
+
+
+class EmbeddingProviderName(StrEnum):
+    MINILM = "minilm"
+    OLLAMA = "ollama"
+    NONE = "none"
 
 
 class Settings(BaseSettings):
@@ -32,6 +40,7 @@ class Settings(BaseSettings):
     ask_wait_seconds: float = Field(default=30.0, ge=0, le=120)
     max_wait_seconds: float = Field(default=120.0, ge=0)
     retry_after_seconds: int = Field(default=2, ge=1)
+    sse_keepalive_seconds: float = Field(default=15.0, gt=0)
 
     # Worker
     worker_concurrency: int = Field(default=2, ge=1)
@@ -41,22 +50,58 @@ class Settings(BaseSettings):
     task_retry_backoff: float = Field(default=2.0, gt=0)
     task_retry_backoff_max: float = Field(default=60.0, gt=0)
 
-    # Knowledge
+    # Knowledge and retrieval
     knowledge_path: Path = PROJECT_ROOT / "knowledge"
+    knowledge_check_interval: float = Field(default=2.0, ge=0)
     retrieval_top_k: int = Field(default=3, ge=1, le=20)
+    # Share of the dense cosine in the fused score (the rest is BM25 / best BM25); tuned on
+    # StackFAQ with `python -m shared.knowledge.eval --tune`.
+    retrieval_dense_weight: float = Field(default=0.9, ge=0, le=1)
+    embedding_provider: EmbeddingProviderName = EmbeddingProviderName.MINILM
+    ollama_embed_model: str = "nomic-embed-text"
+    embedding_cache_dir: Path | None = Path.home() / ".cache" / "support-assistant"
+
+    # Confidence and handoff: confidence = logistic(slope * top cosine + intercept), calibrated
+    # on StackFAQ questions versus out-of-scope ones (`shared.knowledge.eval --calibrate`).
+    confidence_slope: float = 12.16
+    confidence_intercept: float = -4.90
+    handoff_threshold: float = Field(default=0.5, ge=0, le=1)
+    handoff_message: str = (
+        "I don't have that information, so I'm passing you to a human agent "
+        "who will get back to you as soon as possible."
+    )
 
     # Model backends
     llm_provider: ProviderName = ProviderName.AUTO
+    llm_temperature: float = Field(default=0.2, ge=0, le=2)
+    llm_max_tokens: int = Field(default=256, ge=16)
+    # `all` sends the whole knowledge base when it fits in this many characters.
+    context_max_chars: int = Field(default=12_000, ge=1000)
     ollama_host: str = "http://localhost:11434"
     ollama_model: str = "mistral"
     ollama_timeout: float = Field(default=120.0, gt=0)
     ollama_probe_timeout: float = Field(default=2.0, gt=0)
-    llm_temperature: float = Field(default=0.2, ge=0, le=2)
+    ollama_keep_alive: str = "10m"
+    ollama_num_ctx: int = Field(default=4096, ge=512)
+    openai_base_url: str = "http://localhost:8080/v1"
+    openai_api_key: str = ""
+    openai_model: str = "local-model"
+    openai_timeout: float = Field(default=120.0, gt=0)
+    embedded_model_path: Path | None = None
+    embedded_n_ctx: int = Field(default=2048, ge=512)
+    embedded_threads: int = Field(default=0, ge=0)  # 0: the cores shared among worker processes
 
     # Operations
     flower_port: int = 5555
     shutdown_grace_seconds: float = Field(default=30.0, ge=0)
     log_level: str = "INFO"
+
+    @field_validator("knowledge_path", "embedding_cache_dir", "embedded_model_path", mode="before")
+    @classmethod
+    def _expand_home(cls, value: object) -> object:
+        if isinstance(value, str):
+            return Path(value).expanduser() if value.strip() else None
+        return value
 
     @property
     def is_sqlite(self) -> bool:

@@ -9,6 +9,7 @@ from sqlalchemy import (
     JSON,
     DateTime,
     Enum,
+    Float,
     Index,
     Integer,
     MetaData,
@@ -96,3 +97,9 @@ class Question(Base):
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     processing_time_ms: Mapped[int | None] = mapped_column(Integer)
+    action: Mapped[str | None] = mapped_column(String(16))
+    confidence: Mapped[float | None] = mapped_column(Float)
+    knowledge_version: Mapped[str | None] = mapped_column(String(32))
+    fallback_reason: Mapped[str | None] = mapped_column(Text)
+    rejected_draft: Mapped[str | None] = mapped_column(Text)
+    timings: Mapped[dict[str, Any] | None] = mapped_column(JSON)

@@ -6,6 +6,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from shared.answering import Answer
 from shared.errors import QuestionNotFound
 from shared.models import TERMINAL_STATUSES, Question, QuestionStatus, utcnow
 
@@ -69,14 +70,7 @@ def _finish(*, session: Session, question_id: str, values: dict[str, Any]) -> bo
 
 
 def complete_question(
-    *,
-    session: Session,
-    question_id: str,
-    answer: str,
-    sources: list[dict[str, Any]],
-    provider: str,
-    model: str,
-    started_at: datetime,
+    *, session: Session, question_id: str, answer: Answer, started_at: datetime
 ) -> bool:
     """Store the answer unless the question is already terminal; True when this call stored it."""
     completed_at = utcnow()
@@ -85,10 +79,16 @@ def complete_question(
         question_id=question_id,
         values={
             "status": QuestionStatus.COMPLETED,
-            "answer": answer,
-            "sources": sources,
-            "provider": provider,
-            "model": model,
+            "answer": answer.text,
+            "sources": answer.sources,
+            "provider": answer.provider,
+            "model": answer.model,
+            "action": answer.action.value,
+            "confidence": answer.confidence,
+            "knowledge_version": answer.knowledge_version,
+            "fallback_reason": answer.fallback_reason,
+            "rejected_draft": answer.rejected_draft,
+            "timings": {**answer.timings, "tokens": answer.tokens},
             "error_code": None,
             "error_message": None,
             "completed_at": completed_at,

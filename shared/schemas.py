@@ -18,9 +18,12 @@ class AskRequest(BaseModel):
         description="The customer's question, 3 to 2000 characters once stripped.",
         examples=["What is your refund policy?"],
     )
-    context_method: Literal["keyword", "all"] = Field(
-        default="keyword",
-        description="`keyword`: the best-matching entries; `all`: every matching entry.",
+    context_method: Literal["hybrid", "keyword", "all"] = Field(
+        default="hybrid",
+        description=(
+            "`hybrid` (default): BM25 and dense retrieval fused; `keyword`: BM25 only; "
+            "`all`: the whole knowledge base when it fits the model's context."
+        ),
     )
 
     @field_validator("question")
@@ -49,6 +52,7 @@ class Source(BaseModel):
 
 class Links(BaseModel):
     self: str
+    events: str | None = None
 
 
 class ErrorDetail(BaseModel):
@@ -68,11 +72,16 @@ class AnswerResponse(BaseModel):
     question_id: str
     status: QuestionStatus
     answer: str
+    action: Literal["answer", "handoff"] | None = Field(
+        description="`handoff`: the knowledge base does not cover this; a person should follow up."
+    )
+    confidence: float | None = Field(description="0-1, calibrated from retrieval.")
     sources: list[Source]
     timestamp: datetime
     processing_time: int | None = Field(description="Milliseconds the worker spent answering.")
     provider: str | None
     model: str | None
+    knowledge_version: str | None
 
     @classmethod
     def from_question(cls, question: Question) -> "AnswerResponse":
@@ -80,12 +89,21 @@ class AnswerResponse(BaseModel):
             question_id=question.id,
             status=question.status,
             answer=question.answer or "",
+            action=_action(question.action),
+            confidence=question.confidence,
             sources=[Source(**source) for source in question.sources or []],
             timestamp=question.completed_at or question.created_at,
             processing_time=question.processing_time_ms,
             provider=question.provider,
             model=question.model,
+            knowledge_version=question.knowledge_version,
         )
+
+
+def _action(value: str | None) -> Literal["answer", "handoff"] | None:
+    if value == "handoff":
+        return "handoff"
+    return "answer" if value == "answer" else None
 
 
 class AcceptedResponse(BaseModel):
@@ -99,7 +117,13 @@ class QuestionRecord(BaseModel):
     question: str
     status: QuestionStatus
     answer: str | None
+    action: Literal["answer", "handoff"] | None
+    confidence: float | None
     sources: list[Source]
+    fallback_reason: str | None = Field(
+        description="Why the model's draft was replaced by the best entry's own text, if it was."
+    )
+    knowledge_version: str | None
     error: ErrorDetail | None
     provider: str | None
     model: str | None
@@ -120,7 +144,11 @@ class QuestionRecord(BaseModel):
             question=question.question,
             status=question.status,
             answer=question.answer,
+            action=_action(question.action),
+            confidence=question.confidence,
             sources=[Source(**source) for source in question.sources or []],
+            fallback_reason=question.fallback_reason,
+            knowledge_version=question.knowledge_version,
             error=error,
             provider=question.provider,
             model=question.model,
@@ -129,7 +157,7 @@ class QuestionRecord(BaseModel):
             started_at=question.started_at,
             completed_at=question.completed_at,
             processing_time=question.processing_time_ms,
-            links=Links(self=url),
+            links=Links(self=url, events=f"{url}/events"),
         )
 
 
@@ -137,6 +165,8 @@ class HistoryEntry(BaseModel):
     id: str
     question: str
     answer: str
+    action: Literal["answer", "handoff"] | None
+    confidence: float | None
     sources: list[Source]
     timestamp: datetime
     processing_time: int | None
@@ -154,6 +184,8 @@ class HistoryResponse(BaseModel):
                 id=q.id,
                 question=q.question,
                 answer=q.answer or "",
+                action=_action(q.action),
+                confidence=q.confidence,
                 sources=[Source(**source) for source in q.sources or []],
                 timestamp=q.completed_at or q.created_at,
                 processing_time=q.processing_time_ms,
@@ -187,3 +219,9 @@ class Readiness(BaseModel):
     @property
     def ok(self) -> bool:
         return all(check.ok for check in self.checks.values())
+
+
+class KnowledgeInfo(BaseModel):
+    version: str
+    entries: int
+    path: str

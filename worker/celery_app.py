@@ -17,6 +17,7 @@ from shared.db import create_db_engine, create_session_factory
 from shared.knowledge import KnowledgeStore
 from shared.llm import LLMProvider, create_http_client, create_provider
 from shared.logs import configure_logging
+from shared.notifications import knowledge_generation
 from shared.queue import celery_config
 
 logger = logging.getLogger(__name__)
@@ -46,14 +47,17 @@ class WorkerResources:
         http = create_http_client(settings)
         provider = create_provider(settings, client=http)
         logger.info("worker answers with provider=%s model=%s", provider.name, provider.model)
+        client = redis.Redis.from_url(settings.redis_url, socket_timeout=10)
         return cls(
             settings=settings,
             engine=engine,
             sessions=create_session_factory(engine),
-            redis=redis.Redis.from_url(settings.redis_url, socket_timeout=10),
+            redis=client,
             http=http,
             provider=provider,
-            knowledge=KnowledgeStore(settings.knowledge_path),
+            knowledge=KnowledgeStore.from_settings(
+                settings, generation=lambda: knowledge_generation(client)
+            ),
         )
 
     def close(self) -> None:

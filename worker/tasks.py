@@ -10,7 +10,7 @@ from shared.answering import answer_question
 from shared.db import session_scope
 from shared.errors import AppError, LLMError, LLMTimeout
 from shared.models import QuestionStatus
-from shared.notifications import QuestionEvent, publish_question_event
+from shared.notifications import QuestionEvent, QuestionEventLog, publish_question_event
 from shared.questions import claim_question, complete_question, fail_question
 from shared.queue import ANSWER_QUESTION_TASK
 from worker.celery_app import WorkerResources, app, get_resources
@@ -23,14 +23,22 @@ def retry_delay(*, retries: int, base: float, maximum: float) -> float:
     return random.uniform(0, min(maximum, base * 2**retries))
 
 
-def _publish(resources: WorkerResources, question_id: str, status: QuestionStatus) -> None:
+def _announce(
+    resources: WorkerResources, events: QuestionEventLog, question_id: str, status: QuestionStatus
+) -> None:
+    if status.is_terminal:
+        events.append(status.value, {})
+    else:
+        events.status(status.value)
     try:
         publish_question_event(resources.redis, QuestionEvent(question_id, status.value))
     except Exception:  # waiters fall back to their timeout and re-read the row
         logger.warning("could not publish %s for question %s", status, question_id, exc_info=True)
 
 
-def _store_failure(resources: WorkerResources, question_id: str, error: AppError) -> None:
+def _store_failure(
+    resources: WorkerResources, events: QuestionEventLog, question_id: str, error: AppError
+) -> None:
     with session_scope(resources.sessions) as session:
         fail_question(
             session=session,
@@ -40,7 +48,7 @@ def _store_failure(resources: WorkerResources, question_id: str, error: AppError
             provider=resources.provider.name,
         )
     logger.warning("question %s failed: %s (%s)", question_id, error.code, error.message)
-    _publish(resources, question_id, QuestionStatus.FAILED)
+    _announce(resources, events, question_id, QuestionStatus.FAILED)
 
 
 @app.task(name=ANSWER_QUESTION_TASK, bind=True)
@@ -59,7 +67,8 @@ def answer_question_task(self: Task, question_id: str) -> str:
             question.started_at,
         )
     assert started_at is not None
-    _publish(resources, question_id, QuestionStatus.RUNNING)
+    events = QuestionEventLog(resources.redis, question_id)
+    _announce(resources, events, question_id, QuestionStatus.RUNNING)
 
     try:
         answer = answer_question(
@@ -67,14 +76,13 @@ def answer_question_task(self: Task, question_id: str) -> str:
             context_method=context_method,
             knowledge=resources.knowledge.current(),
             provider=resources.provider,
-            k=settings.retrieval_top_k,
+            settings=settings,
+            on_token=events.token,
+            on_reset=events.reset,
         )
     except SoftTimeLimitExceeded:
-        _store_failure(
-            resources,
-            question_id,
-            LLMTimeout(f"no answer within the {settings.task_soft_time_limit} s time limit"),
-        )
+        timeout = LLMTimeout(f"no answer within the {settings.task_soft_time_limit} s time limit")
+        _store_failure(resources, events, question_id, timeout)
         return "failed"
     except LLMError as exc:
         if exc.transient and self.request.retries < settings.task_max_retries:
@@ -85,33 +93,27 @@ def answer_question_task(self: Task, question_id: str) -> str:
             )
             logger.warning(
                 "question %s: %s; retry %d/%d in %.1f s",
-                question_id,
-                exc.message,
-                self.request.retries + 1,
-                settings.task_max_retries,
-                delay,
-            )
+                question_id, exc.message, self.request.retries + 1,
+                settings.task_max_retries, delay,
+            )  # fmt: skip
+            events.reset()
             raise self.retry(exc=exc, countdown=delay) from exc
-        _store_failure(resources, question_id, exc)
+        _store_failure(resources, events, question_id, exc)
         return "failed"
     except Exception as exc:
-        _store_failure(resources, question_id, AppError(f"unexpected error: {exc!r}"))
+        _store_failure(resources, events, question_id, AppError(f"unexpected error: {exc!r}"))
         raise
 
+    if answer.fallback_reason:
+        logger.info("question %s: model draft replaced by the entry: %s",
+                    question_id, answer.fallback_reason)  # fmt: skip
     with session_scope(resources.sessions) as session:
         stored = complete_question(
-            session=session,
-            question_id=question_id,
-            answer=answer.text,
-            sources=answer.sources,
-            provider=answer.provider,
-            model=answer.model,
-            started_at=started_at,
+            session=session, question_id=question_id, answer=answer, started_at=started_at
         )
     if not stored:
-        logger.info(
-            "question %s was answered by another delivery; this answer is dropped", question_id
-        )
+        logger.info("question %s was answered by another delivery; this answer is dropped",
+                    question_id)  # fmt: skip
         return "duplicate"
-    _publish(resources, question_id, QuestionStatus.COMPLETED)
+    _announce(resources, events, question_id, QuestionStatus.COMPLETED)
     return "completed"

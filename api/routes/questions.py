@@ -70,18 +70,19 @@ def _store_and_enqueue(services: Services, body: AskRequest) -> tuple[str, bool]
     return question_id, True
 
 
-def _load(services: Services, question_id: str) -> Question:
+def load_question(services: Services, question_id: str) -> Question:
     with session_scope(services.sessions) as session:
         return get_question(session=session, question_id=question_id)
 
 
-def _question_url(request: Request, question_id: str) -> str:
+def question_url(request: Request, question_id: str) -> str:
     return str(request.url_for("get_question_record", question_id=question_id))
 
 
 def _accepted(request: Request, services: Services, question: Question) -> JSONResponse:
-    url = _question_url(request, question.id)
-    body = AcceptedResponse(question_id=question.id, status=question.status, links=Links(self=url))
+    url = question_url(request, question.id)
+    links = Links(self=url, events=f"{url}/events")
+    body = AcceptedResponse(question_id=question.id, status=question.status, links=links)
     return JSONResponse(
         status_code=202,
         content=body.model_dump(mode="json"),
@@ -123,10 +124,10 @@ async def ask(
     if wait is not None:
         wait_seconds = wait
     question_id, enqueued = await run_in_threadpool(_store_and_enqueue, services, body)
-    question = await services.events.wait_for(
+    question = await services.waiter.wait_for(
         question_id,
         timeout=wait_seconds if enqueued else 0,
-        load=lambda: run_in_threadpool(_load, services, question_id),
+        load=lambda: run_in_threadpool(load_question, services, question_id),
     )
     if question.status is QuestionStatus.FAILED:
         return _failed(question)
@@ -148,12 +149,12 @@ async def get_question_record(
     question_id: str, request: Request, services: ServicesDep, wait: WaitQuery = None
 ) -> QuestionRecord:
     """A question in any status; `?wait=N` holds the request until it is answered or N s pass."""
-    question = await services.events.wait_for(
+    question = await services.waiter.wait_for(
         question_id,
         timeout=wait or 0,
-        load=lambda: run_in_threadpool(_load, services, question_id),
+        load=lambda: run_in_threadpool(load_question, services, question_id),
     )
-    return QuestionRecord.from_question(question, url=_question_url(request, question_id))
+    return QuestionRecord.from_question(question, url=question_url(request, question_id))
 
 
 @router.get("/history", response_model=HistoryResponse, responses={422: {"model": ErrorResponse}})

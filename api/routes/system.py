@@ -56,24 +56,38 @@ def _check_workers(services: Services) -> CheckResult:
 
 
 def _check_model(services: Services) -> CheckResult:
-    status = services.provider.status()
+    status = services.backend.status()
     return CheckResult(ok=status.ok, detail=status.detail)
+
+
+def _check_knowledge(services: Services) -> CheckResult:
+    base = services.knowledge.current()
+    if not base.entries:
+        return CheckResult(ok=False, detail=f"no entries in {services.settings.knowledge_path}")
+    return CheckResult(ok=True, detail=f"version {base.version}, {len(base.entries)} entries")
 
 
 @router.get("/ready", response_model=Readiness, responses={503: {"model": Readiness}})
 async def ready(services: ServicesDep) -> JSONResponse:
     """Whether the service can answer: database, broker, workers and model backend."""
     broker = await _check_broker(services)
-    database, workers, model = await asyncio.gather(
+    database, workers, model, knowledge = await asyncio.gather(
         run_in_threadpool(_check_database, services),
         run_in_threadpool(_check_workers, services) if broker.ok else _skipped("broker is down"),
         run_in_threadpool(_check_model, services),
+        run_in_threadpool(_check_knowledge, services),
     )
     readiness = Readiness(
         status="ready",
-        provider=services.provider.name,
-        model=services.provider.model,
-        checks={"database": database, "broker": broker, "workers": workers, "model": model},
+        provider=services.backend.name,
+        model=services.backend.model,
+        checks={
+            "database": database,
+            "broker": broker,
+            "workers": workers,
+            "model": model,
+            "knowledge": knowledge,
+        },
     )
     if not readiness.ok:
         readiness.status = "not_ready"

@@ -1,61 +1,116 @@
-"""Read the knowledge base: line-anchored `Q:`/`A:` entries from markdown and text files."""
+"""Read the knowledge base: `Q:`/`A:` entries, and other markdown as passages under its headings."""
 
 import hashlib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 
 KNOWLEDGE_SUFFIXES = (".md", ".txt")
 _QUESTION_LINE = re.compile(r"^\s*Q:\s*(.*)$")
 _ANSWER_LINE = re.compile(r"^\s*A:\s*(.*)$")
-_HEADING_LINE = re.compile(r"^#{1,6}\s")
+_HEADING_LINE = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
+PASSAGE_MAX_WORDS = 250
+ANSWER_WORDS = 40  # of an answer, embedded with its question
+
+
+class EntryKind(StrEnum):
+    QA = "qa"
+    PASSAGE = "passage"
 
 
 @dataclass(frozen=True)
 class Entry:
     id: str
-    question: str
-    answer: str
+    question: str  # the question of a Q/A entry, the heading path of a passage
+    answer: str  # the answer, or the passage's text
     source: str
+    kind: EntryKind = EntryKind.QA
 
     @property
     def text(self) -> str:
         return f"{self.question}\n{self.answer}"
 
+    @property
+    def dense_texts(self) -> tuple[str, str]:
+        """What dense retrieval compares a query with: the question (or a passage's title) alone,
+        and the question with the start of its answer."""
+        return self.question, f"{self.question}: {' '.join(self.answer.split()[:ANSWER_WORDS])}"
+
+
+@dataclass(frozen=True)
+class ParsedEntry:
+    question: str
+    answer: str
+    kind: EntryKind
+
+
+def parse_document(text: str) -> list[ParsedEntry]:
+    """Split one document; only a line's start opens a Q or an A, a heading closes an answer."""
+    parsed: list[ParsedEntry] = []
+    headings: list[str] = []
+    question: list[str] | None = None
+    answer: list[str] | None = None
+    prose: list[str] = []
+
+    def flush_entry() -> None:
+        nonlocal question, answer
+        if question is not None and answer is not None:
+            q, a = " ".join(question).strip(), "\n".join(answer).strip()
+            if q and a:
+                parsed.append(ParsedEntry(q, a, EntryKind.QA))
+        question, answer = None, None
+
+    def flush_prose() -> None:
+        body = "\n".join(prose).strip()
+        prose.clear()
+        if body and len(body.split()) >= 3:
+            title = " > ".join(headings) or "Introduction"
+            for chunk in _chunks(body, max_words=PASSAGE_MAX_WORDS):
+                parsed.append(ParsedEntry(title, chunk, EntryKind.PASSAGE))
+
+    for line in text.splitlines():
+        if match := _QUESTION_LINE.match(line):
+            flush_entry()
+            flush_prose()
+            question = [match.group(1)]
+        elif question is not None and answer is None and (match := _ANSWER_LINE.match(line)):
+            answer = [match.group(1)]
+        elif heading := _HEADING_LINE.match(line):
+            flush_entry()
+            flush_prose()
+            level = len(heading.group(1))
+            headings[level - 1 :] = [heading.group(2)]
+        elif answer is not None:
+            answer.append(line.rstrip())
+        elif question is not None:
+            if line.strip():
+                question.append(line.strip())
+        else:
+            prose.append(line.rstrip())
+    flush_entry()
+    flush_prose()
+    return parsed
+
+
+def _chunks(body: str, *, max_words: int) -> list[str]:
+    """Paragraph-aligned pieces of at most about `max_words` words."""
+    chunks: list[str] = []
+    current: list[str] = []
+    for paragraph in re.split(r"\n\s*\n", body):
+        if current and len(" ".join(current).split()) + len(paragraph.split()) > max_words:
+            chunks.append("\n\n".join(current))
+            current = []
+        current.append(paragraph.strip())
+    if current:
+        chunks.append("\n\n".join(current))
+    return chunks
+
 
 def slugify(text: str, *, max_length: int = 60) -> str:
     slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
     return slug[:max_length].rstrip("-") or "entry"
-
-
-def parse_entries(text: str) -> list[tuple[str, str]]:
-    """Split one document into (question, answer) pairs; only a line's start opens a Q or an A."""
-    pairs: list[tuple[str, str]] = []
-    question: list[str] | None = None
-    answer: list[str] | None = None
-
-    def flush() -> None:
-        if question is not None and answer is not None:
-            q, a = " ".join(question).strip(), "\n".join(answer).strip()
-            if q and a:
-                pairs.append((q, a))
-
-    for line in text.splitlines():
-        if match := _QUESTION_LINE.match(line):
-            flush()
-            question, answer = [match.group(1)], None
-        elif question is not None and answer is None and (match := _ANSWER_LINE.match(line)):
-            answer = [match.group(1)]
-        elif _HEADING_LINE.match(line):
-            flush()
-            question, answer = None, None
-        elif answer is not None:
-            answer.append(line.rstrip())
-        elif question is not None and line.strip():
-            question.append(line.strip())
-    flush()
-    return pairs
 
 
 def knowledge_files(path: Path) -> list[Path]:
@@ -68,18 +123,18 @@ def knowledge_files(path: Path) -> list[Path]:
 
 
 def load_entries(files: Iterable[Path], *, root: Path) -> list[Entry]:
-    """Parse every file into entries whose ids (file + question slug) stay stable across edits."""
+    """Parse every file into entries whose ids (file + slug) stay stable across edits."""
     entries: list[Entry] = []
     seen: set[str] = set()
     for file in files:
-        name = file.relative_to(root).with_suffix("").as_posix() if file != root else file.stem
-        for question, answer in parse_entries(file.read_text(encoding="utf-8")):
-            base_id = f"{name}#{slugify(question)}"
+        name = file.relative_to(root).with_suffix("").as_posix()
+        for parsed in parse_document(file.read_text(encoding="utf-8")):
+            base_id = f"{name}#{slugify(parsed.question)}"
             entry_id, n = base_id, 2
             while entry_id in seen:
                 entry_id, n = f"{base_id}-{n}", n + 1
             seen.add(entry_id)
-            entries.append(Entry(id=entry_id, question=question, answer=answer, source=name))
+            entries.append(Entry(entry_id, parsed.question, parsed.answer, name, parsed.kind))
     return entries
 
 

@@ -1,21 +1,31 @@
-"""BM25 ranking over the knowledge base."""
+"""Ranking: BM25 over question and answer, dense cosine over the question, and their fusion."""
 
 from dataclasses import dataclass
+from enum import StrEnum
 
 import bm25s
 import numpy as np
+import numpy.typing as npt
 import Stemmer
 
+from shared.knowledge.embeddings import Embedder, Vectors
 from shared.knowledge.loader import Entry
+
+_STEMMER = Stemmer.Stemmer("english")
+
+
+class RetrievalMethod(StrEnum):
+    HYBRID = "hybrid"
+    DENSE = "dense"
+    KEYWORD = "keyword"
 
 
 @dataclass(frozen=True)
 class SearchHit:
     entry: Entry
-    score: float
-
-
-_STEMMER = Stemmer.Stemmer("english")
+    score: float  # what the ranking used: fused, cosine or BM25, by method
+    keyword: float  # the raw BM25 score
+    dense: float | None  # cosine similarity to the query; None without embeddings
 
 
 def tokenize(texts: list[str]) -> list[list[str]]:
@@ -30,23 +40,99 @@ class BM25Index:
     """A BM25 index over each entry's question and answer."""
 
     def __init__(self, entries: list[Entry]) -> None:
-        self.entries = entries
+        self.size = len(entries)
         self._retriever: bm25s.BM25 | None = None
         if entries:
             self._retriever = bm25s.BM25()
             self._retriever.index(tokenize([entry.text for entry in entries]), show_progress=False)
 
-    def search(self, query: str, *, k: int) -> list[SearchHit]:
-        """The best `k` entries sharing at least one term with the query, best first."""
+    def scores(self, query: str) -> npt.NDArray[np.float32]:
+        """BM25 score of every entry for the query (zeros when no term is shared)."""
         if self._retriever is None:
+            return np.zeros(0, dtype=np.float32)
+        terms = tokenize([query])[0]
+        if not terms:
+            return np.zeros(self.size, dtype=np.float32)
+        return np.asarray(self._retriever.get_scores(terms), dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class DenseVectors:
+    """Unit vectors of each entry's question, and (once computed) of question plus answer."""
+
+    questions: Vectors
+    answers: Vectors | None = None
+
+
+class HybridIndex:
+    """BM25 and dense retrieval over the same entries, fused by a weighted score sum:
+    dense_weight * cosine + (1 - dense_weight) * BM25 / best BM25, where the cosine is the mean of
+    the query's similarity to the question and to the question with its answer."""
+
+    def __init__(
+        self,
+        entries: list[Entry],
+        *,
+        vectors: DenseVectors | None,
+        embedder: Embedder | None,
+        dense_weight: float,
+        bm25: BM25Index | None = None,
+    ) -> None:
+        self.entries = entries
+        self.bm25 = bm25 or BM25Index(entries)
+        self.vectors = vectors
+        self.embedder = embedder
+        self.dense_weight = dense_weight
+
+    def with_vectors(self, vectors: DenseVectors) -> "HybridIndex":
+        """The same index with other dense vectors (the BM25 part is shared)."""
+        return HybridIndex(
+            self.entries, vectors=vectors, embedder=self.embedder,
+            dense_weight=self.dense_weight, bm25=self.bm25,
+        )  # fmt: skip
+
+    @property
+    def has_dense(self) -> bool:
+        return self.vectors is not None and self.embedder is not None and len(self.entries) > 0
+
+    def search(
+        self, query: str, *, k: int, method: RetrievalMethod = RetrievalMethod.HYBRID
+    ) -> list[SearchHit]:
+        """The best `k` entries, best first; keyword search keeps only entries sharing a term."""
+        if not self.entries:
             return []
-        query_tokens = tokenize([query])
-        if not query_tokens[0]:
-            return []
+        keyword = self.bm25.scores(query)
+        dense = self.cosines(query)
+        if method is RetrievalMethod.KEYWORD or dense is None:
+            ranking = keyword
+        elif method is RetrievalMethod.DENSE:
+            ranking = dense
+        else:
+            top = float(keyword.max())
+            normalised = keyword / top if top > 0 else keyword
+            ranking = self.dense_weight * dense + (1 - self.dense_weight) * normalised
         k = min(k, len(self.entries))
-        indices, scores = self._retriever.retrieve(query_tokens, k=k, show_progress=False)
-        return [
-            SearchHit(entry=self.entries[int(i)], score=float(s))
-            for i, s in zip(indices[0], scores[0], strict=True)
-            if s > 0 and np.isfinite(s)
+        best = np.argpartition(-ranking, k - 1)[:k]
+        best = best[np.argsort(-ranking[best], kind="stable")]
+        hits = [
+            SearchHit(
+                entry=self.entries[i],
+                score=float(ranking[i]),
+                keyword=float(keyword[i]),
+                dense=None if dense is None else float(dense[i]),
+            )
+            for i in best
         ]
+        if method is RetrievalMethod.KEYWORD or dense is None:
+            hits = [hit for hit in hits if hit.keyword > 0]
+        return hits
+
+    def cosines(self, query: str) -> npt.NDArray[np.float32] | None:
+        """Dense similarity of every entry to the query; None without embeddings."""
+        if self.vectors is None or self.embedder is None:
+            return None
+        query_vector = self.embedder.embed([query])[0]
+        cosines = self.vectors.questions @ query_vector
+        if self.vectors.answers is not None:
+            cosines = (cosines + self.vectors.answers @ query_vector) / 2
+        return np.asarray(cosines, dtype=np.float32)

@@ -1,15 +1,26 @@
 """The one interface every model backend implements."""
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
 from shared.knowledge import SearchHit
+
+TokenSink = Callable[[str], None]
+
+
+class StopGeneration(Exception):
+    """Raised by a token sink to end a generation early; providers return what they have."""
 
 
 @dataclass(frozen=True)
 class Generation:
     text: str
     model: str
+    tokens: int | None = None  # completion tokens, when the backend reports them
+    first_token_ms: float | None = None
+    generation_ms: float | None = None
 
 
 @dataclass(frozen=True)
@@ -18,14 +29,53 @@ class BackendStatus:
     detail: str
 
 
-class LLMProvider(Protocol):
+class ModelBackend(Protocol):
+    """What every backend can say about itself."""
+
     name: str
     model: str
-
-    def generate(self, *, question: str, context: list[SearchHit]) -> Generation:
-        """Answer `question` from the retrieved `context`; raise an `LLMError` on failure."""
-        ...
 
     def status(self) -> BackendStatus:
         """Whether the backend is reachable and has its model, without generating."""
         ...
+
+
+class LLMProvider(ModelBackend, Protocol):
+    generative: bool  # False for providers that quote entries instead of generating text
+
+    def generate(
+        self, *, question: str, context: list[SearchHit], on_token: TokenSink | None = None
+    ) -> Generation:
+        """Answer from the retrieved `context`, passing text to `on_token` as it is generated;
+        raise an `LLMError` on failure."""
+        ...
+
+
+class StreamCollector:
+    """Gathers streamed text, timing the first token; forwards each piece to the sink."""
+
+    def __init__(self, on_token: TokenSink | None) -> None:
+        self.on_token = on_token
+        self.parts: list[str] = []
+        self.chunks = 0
+        self.started = time.perf_counter()
+        self.first_token_ms: float | None = None
+
+    def add(self, text: str | None) -> None:
+        if not text:
+            return
+        if self.first_token_ms is None:
+            self.first_token_ms = (time.perf_counter() - self.started) * 1000
+        self.parts.append(text)
+        self.chunks += 1
+        if self.on_token is not None:
+            self.on_token(text)  # may raise StopGeneration
+
+    def result(self, *, model: str, tokens: int | None = None) -> Generation:
+        return Generation(
+            text="".join(self.parts).strip(),
+            model=model,
+            tokens=tokens if tokens is not None else self.chunks,
+            first_token_ms=self.first_token_ms,
+            generation_ms=(time.perf_counter() - self.started) * 1000,
+        )

@@ -1,39 +1,69 @@
-"""Ollama's HTTP API (`/api/chat`, `/api/tags`), with its failures mapped to the app's errors."""
+"""Ollama's native HTTP API (`/api/chat` streaming NDJSON, `/api/tags`), errors mapped to ours."""
 
+import json
 from typing import Any
 
 import httpx
 
 from shared.errors import LLMError, LLMModelNotFound, LLMTimeout, LLMUnavailable
 from shared.knowledge import SearchHit
-from shared.llm.base import BackendStatus, Generation
+from shared.llm.base import BackendStatus, Generation, StopGeneration, StreamCollector, TokenSink
 from shared.llm.prompt import build_messages
 
 
 class OllamaProvider:
     name = "ollama"
+    generative = True
 
     def __init__(
-        self, *, client: httpx.Client, host: str, model: str, temperature: float = 0.2
+        self,
+        *,
+        client: httpx.Client,
+        host: str,
+        model: str,
+        temperature: float = 0.2,
+        num_ctx: int = 4096,
+        max_tokens: int = 256,
+        keep_alive: str = "10m",
     ) -> None:
         self.client = client
         self.host = host.rstrip("/")
         self.model = model
-        self.temperature = temperature
+        self.options = {"temperature": temperature, "num_ctx": num_ctx, "num_predict": max_tokens}
+        self.keep_alive = keep_alive
 
-    def generate(self, *, question: str, context: list[SearchHit]) -> Generation:
+    def generate(
+        self, *, question: str, context: list[SearchHit], on_token: TokenSink | None = None
+    ) -> Generation:
         payload = {
             "model": self.model,
             "messages": build_messages(question=question, context=context),
-            "stream": False,
-            "options": {"temperature": self.temperature},
+            "stream": True,
+            "keep_alive": self.keep_alive,
+            "options": self.options,
         }
-        body = self._request("POST", "/api/chat", json=payload)
+        collector = StreamCollector(on_token)
+        eval_count: int | None = None
         try:
-            text = body["message"]["content"]
-        except (KeyError, TypeError) as exc:
-            raise LLMError(f"Ollama answered without a message: {str(body)[:200]}") from exc
-        return Generation(text=text.strip(), model=body.get("model", self.model))
+            with self.client.stream("POST", f"{self.host}/api/chat", json=payload) as response:
+                self._raise_for_status(response)
+                for line in response.iter_lines():
+                    if not line.strip():
+                        continue
+                    chunk = _json(line)
+                    if "error" in chunk:
+                        raise LLMError(f"Ollama failed while generating: {chunk['error']}")
+                    collector.add(chunk.get("message", {}).get("content"))
+                    if chunk.get("done"):
+                        eval_count = chunk.get("eval_count")
+                        break
+        except StopGeneration:
+            pass
+        except httpx.TimeoutException as exc:
+            raise LLMTimeout(f"Ollama at {self.host} did not answer in time") from exc
+        except httpx.TransportError as exc:
+            raise LLMUnavailable(f"cannot reach Ollama at {self.host}: {exc}") from exc
+        return collector.result(model=self.model, tokens=eval_count)
 
     def status(self) -> BackendStatus:
         try:
@@ -44,9 +74,17 @@ class OllamaProvider:
 
     def ensure_model(self, *, timeout: float | None = None) -> None:
         """Raise unless Ollama answers and has the configured model pulled."""
-        extra = {} if timeout is None else {"timeout": timeout}
-        body = self._request("GET", "/api/tags", **extra)
-        names = {model.get("name", "") for model in body.get("models", [])}
+        try:
+            response = self.client.get(
+                f"{self.host}/api/tags",
+                timeout=httpx.USE_CLIENT_DEFAULT if timeout is None else timeout,
+            )
+        except httpx.TimeoutException as exc:
+            raise LLMTimeout(f"Ollama at {self.host} did not answer in time") from exc
+        except httpx.TransportError as exc:
+            raise LLMUnavailable(f"cannot reach Ollama at {self.host}: {exc}") from exc
+        self._raise_for_status(response)
+        names = {model.get("name", "") for model in _json(response.text).get("models", [])}
         wanted = self.model if ":" in self.model else f"{self.model}:latest"
         if self.model not in names and wanted not in names:
             raise self._model_not_found()
@@ -54,28 +92,26 @@ class OllamaProvider:
     def _model_not_found(self) -> LLMModelNotFound:
         return LLMModelNotFound(f"model '{self.model}' not found: run `ollama pull {self.model}`")
 
-    def _request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
-        try:
-            response = self.client.request(method, f"{self.host}{path}", **kwargs)
-        except httpx.TimeoutException as exc:
-            raise LLMTimeout(f"Ollama at {self.host} did not answer in time") from exc
-        except httpx.TransportError as exc:
-            raise LLMUnavailable(f"cannot reach Ollama at {self.host}: {exc}") from exc
-        if response.status_code == 404 and "not found" in response.text:
+    def _raise_for_status(self, response: httpx.Response) -> None:
+        if response.status_code < 400:
+            return
+        response.read()
+        message = _error_text(response)
+        if response.status_code == 404 and "not found" in message:
             raise self._model_not_found()
         if response.status_code >= 500:
             raise LLMUnavailable(
-                f"Ollama at {self.host} failed with {response.status_code}: {_error_text(response)}"
+                f"Ollama at {self.host} failed ({response.status_code}): {message}"
             )
-        if response.status_code >= 400:
-            raise LLMError(
-                f"Ollama rejected the request ({response.status_code}): {_error_text(response)}"
-            )
-        try:
-            body: dict[str, Any] = response.json()
-        except ValueError as exc:
-            raise LLMError(f"Ollama answered with invalid JSON: {response.text[:200]}") from exc
-        return body
+        raise LLMError(f"Ollama rejected the request ({response.status_code}): {message}")
+
+
+def _json(text: str) -> dict[str, Any]:
+    try:
+        body: dict[str, Any] = json.loads(text)
+    except ValueError as exc:
+        raise LLMError(f"the model backend answered with invalid JSON: {text[:200]}") from exc
+    return body
 
 
 def _error_text(response: httpx.Response) -> str:

@@ -74,7 +74,10 @@ def test_history_lists_answers_newest_first_and_searches(client: TestClient) -> 
     assert [e["id"] for e in body["entries"]] == [second["question_id"], first["question_id"]]
     assert body["count"] == body["total"] == 2
     entry = body["entries"][0]
-    assert set(entry) == {"id", "question", "answer", "sources", "timestamp", "processing_time"}
+    assert set(entry) == {
+        "id", "question", "answer", "action", "confidence", "sources", "timestamp",
+        "processing_time",
+    }  # fmt: skip
     limited = client.get("/api/v1/history", params={"search": marker, "n": 1}).json()
     assert (limited["count"], limited["total"]) == (1, 2)
 
@@ -126,7 +129,7 @@ def test_root_health_and_ready(client: TestClient) -> None:
     body = ready.json()
     assert body["status"] == "ready" and body["provider"] == "extractive"
     assert {name for name, check in body["checks"].items() if check["ok"]} == {
-        "database", "broker", "workers", "model"
+        "database", "broker", "workers", "model", "knowledge"
     }  # fmt: skip
 
 

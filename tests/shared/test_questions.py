@@ -3,6 +3,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
+from shared.answering import Answer, AnswerAction
 from shared.db import session_scope
 from shared.errors import QuestionNotFound
 from shared.models import QuestionStatus, utcnow
@@ -16,6 +17,13 @@ from shared.questions import (
 )
 
 
+def _answer(text: str) -> Answer:
+    return Answer(
+        text=text, action=AnswerAction.ANSWER, confidence=0.9, sources=[], provider="extractive",
+        model="best-entry", knowledge_version="abc123",
+    )  # fmt: skip
+
+
 def _answered(sessions: sessionmaker[Session], text: str, *, answer: str = "answer") -> str:
     with session_scope(sessions) as session:
         question_id = create_question(session=session, text=text, context_method="keyword").id
@@ -23,8 +31,8 @@ def _answered(sessions: sessionmaker[Session], text: str, *, answer: str = "answ
         question = claim_question(session=session, question_id=question_id)
         assert question is not None and question.started_at is not None
         assert complete_question(
-            session=session, question_id=question_id, answer=answer, sources=[],
-            provider="extractive", model="best-entry", started_at=question.started_at,
+            session=session, question_id=question_id, answer=_answer(answer),
+            started_at=question.started_at,
         )  # fmt: skip
     return question_id
 
@@ -67,8 +75,8 @@ def test_second_completion_does_not_overwrite_the_answer(sessions: sessionmaker[
     question_id = _answered(sessions, "Twice?", answer="first")
     with session_scope(sessions) as session:
         stored = complete_question(
-            session=session, question_id=question_id, answer="second", sources=[],
-            provider="extractive", model="best-entry", started_at=utcnow(),
+            session=session, question_id=question_id, answer=_answer("second"),
+            started_at=utcnow(),
         )  # fmt: skip
         failed = fail_question(session=session, question_id=question_id, code="x", message="y")
     assert not stored and not failed

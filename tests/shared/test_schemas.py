@@ -24,8 +24,9 @@ def test_accepts_the_limits_and_any_script() -> None:
     assert AskRequest(question="line one\nline two").question == "line one\nline two"
 
 
-def test_context_method_defaults_to_keyword_and_is_checked() -> None:
-    assert AskRequest(question="refund?").context_method == "keyword"
+def test_context_method_defaults_to_hybrid_and_is_checked() -> None:
+    assert AskRequest(question="refund?").context_method == "hybrid"
+    assert AskRequest(question="refund?", context_method="keyword").context_method == "keyword"
     assert AskRequest(question="refund?", context_method="all").context_method == "all"
     with pytest.raises(ValidationError):
         AskRequest(question="refund?", context_method="semantic")  # type: ignore[arg-type]

@@ -3,7 +3,17 @@ from pathlib import Path
 import pytest
 
 from shared.knowledge import KnowledgeBase
-from shared.knowledge.loader import content_version, knowledge_files, load_entries, parse_entries
+from shared.knowledge.loader import (
+    EntryKind,
+    content_version,
+    knowledge_files,
+    load_entries,
+    parse_document,
+)
+
+
+def parse_entries(text: str) -> list[tuple[str, str]]:
+    return [(e.question, e.answer) for e in parse_document(text) if e.kind is EntryKind.QA]
 
 
 def test_parses_question_and_multiline_answer() -> None:
@@ -31,6 +41,27 @@ def test_a_inside_a_question_does_not_start_the_answer() -> None:
 def test_a_heading_ends_an_answer() -> None:
     text = "Q: One?\nA: First.\n\n# Next section\nSome prose.\n\nQ: Two?\nA: Second.\n"
     assert parse_entries(text) == [("One?", "First."), ("Two?", "Second.")]
+
+
+def test_prose_becomes_passages_titled_by_their_heading_path() -> None:
+    text = (
+        "# Shipping\nWe ship from Leeds.\n\n## Express\nExpress parcels leave the same day.\n"
+        "\nQ: Do you ship on Sundays?\nA: No.\n"
+    )
+    passages = [(e.question, e.answer) for e in parse_document(text) if e.kind is EntryKind.PASSAGE]
+    assert passages == [
+        ("Shipping", "We ship from Leeds."),
+        ("Shipping > Express", "Express parcels leave the same day."),
+    ]
+    assert parse_entries(text) == [("Do you ship on Sundays?", "No.")]
+
+
+def test_long_sections_are_split_at_paragraphs() -> None:
+    paragraph = " ".join(["word"] * 120)
+    text = "# Long\n" + "\n\n".join([paragraph] * 5)
+    passages = parse_document(text)
+    assert len(passages) == 3
+    assert all(len(p.answer.split()) <= 250 for p in passages)
 
 
 def test_question_without_answer_is_dropped() -> None:

@@ -3,7 +3,7 @@ import time
 from pathlib import Path
 
 from shared.knowledge import KnowledgeBase, KnowledgeStore
-from shared.knowledge.search import BM25Index
+from shared.knowledge.search import HybridIndex
 
 KNOWLEDGE = Path(__file__).parents[3] / "knowledge"
 
@@ -35,7 +35,8 @@ def test_no_shared_term_means_no_hits() -> None:
 
 
 def test_empty_index_returns_nothing() -> None:
-    assert BM25Index([]).search("refund", k=3) == []
+    index = HybridIndex([], vectors=None, embedder=None, dense_weight=0.9)
+    assert index.search("refund", k=3) == []
 
 
 def test_store_picks_up_edited_files(tmp_path: Path) -> None:

