@@ -1,8 +1,9 @@
 """Checks on a model's draft, made outside the model: what it says must come from the entries.
 
 A draft is refused when it repeats our instructions, cites an entry that was not retrieved, states
-a number, amount, duration, email, phone number or URL found in none of the retrieved entries, or
-makes a sentence whose content words the entries do not support. The service then answers with the
+a number, amount, duration, email, phone number or URL found in none of the retrieved entries,
+names a place, person or product they do not name, or makes a sentence whose content words the
+entries do not support. The service then answers with the
 best entry's own text instead, so even a tiny model cannot invent a policy.
 """
 
@@ -31,6 +32,7 @@ _TURN = re.compile(r"^\s*(?:Q|A|Customer|Question|Article|User|Agent|Assistant)\
 _LEADING_LABEL = re.compile(r"^\s*(?:A|Answer|Agent|Assistant|Support agent)\s*:\s*", re.I)
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
 _WORD = re.compile(r"[a-z0-9]+")
+_NAME = re.compile(r"(?<![.!?:]\s)(?<!^)\b[A-Z][a-zA-Z]+(?:\s+[A-Z][a-zA-Z]+)*")
 NUMBER_WORDS = {
     "zero": "0", "one": "1", "two": "2", "three": "3", "four": "4", "five": "5", "six": "6",
     "seven": "7", "eight": "8", "nine": "9", "ten": "10", "eleven": "11", "twelve": "12",
@@ -129,6 +131,9 @@ class Grounding:
         for number in _numbers(_EMAIL.sub("", text)):
             if number not in self._numbers and number not in _digits(self._text):
                 return Verdict(False, f"states the number {number!r}, found in no entry")
+        for name in _NAME.findall(text.strip()):
+            if name.lower() not in lowered and name.lower() not in self.question.lower():
+                return Verdict(False, f"names {name!r}, found in no entry")
         if set(_ngrams(_WORD.findall(text.lower()), ECHO_WORDS)) & self._echo:
             return Verdict(False, "repeats the assistant's instructions")
         terms = [term for term in tokenize([text])[0] if term not in FILLER_TERMS]

@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 import redis
 from alembic import command
@@ -98,7 +99,8 @@ def settings_env(settings: Settings) -> dict[str, str]:
     """The environment a child process needs to read `settings` back."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OLLAMA_", "LLM_"))}
     for name, value in settings.model_dump(mode="json").items():
-        env[name.upper()] = str(value)
+        if value is not None:
+            env[name.upper()] = str(value)
     env["PYTHONUNBUFFERED"] = "1"
     return env
 
@@ -178,3 +180,58 @@ def producer(base_settings: Settings) -> Iterator[Celery]:
     app = create_producer(base_settings)
     yield app
     app.close()
+
+
+class ApiProcess:
+    """The API served by uvicorn in its own process, for tests over real HTTP."""
+
+    def __init__(self, settings: Settings, log_path: Path) -> None:
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self._log = log_path.open("wb")
+        self.log_path = log_path
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "--factory", "api.main:create_app",
+             "--host", "127.0.0.1", "--port", str(self.port)],
+            env=settings_env(settings), cwd=PROJECT_ROOT, stdout=self._log,
+            stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+
+    def wait_ready(self, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"API exited:\n{self.log_path.read_text()[-3000:]}")
+            try:
+                if httpx.get(f"{self.base}/api/v1/health", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                time.sleep(0.1)
+        raise TimeoutError("API not ready")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self._log.close()
+
+
+@pytest.fixture(scope="session")
+def start_api(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Callable[[Settings], ApiProcess]]:
+    """Start API processes on demand; every one is stopped at the end of the session."""
+    started: list[ApiProcess] = []
+
+    def start(settings: Settings) -> ApiProcess:
+        api = ApiProcess(settings, tmp_path_factory.mktemp("api") / "api.log")
+        started.append(api)
+        api.wait_ready()
+        return api
+
+    yield start
+    for api in started:
+        api.stop()

@@ -8,7 +8,12 @@ from typing import Any
 import httpx
 import redis
 from celery import Celery
-from celery.signals import setup_logging, worker_process_init, worker_process_shutdown
+from celery.signals import (
+    setup_logging,
+    worker_init,
+    worker_process_init,
+    worker_process_shutdown,
+)
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -82,6 +87,12 @@ def get_resources() -> WorkerResources:
 @setup_logging.connect
 def _setup_logging(**_: Any) -> None:
     configure_logging(get_settings().log_level)
+
+
+@worker_init.connect
+def _check_resources(**_: Any) -> None:
+    # Fail at start, loudly, rather than accept tasks a broken configuration cannot answer.
+    WorkerResources.create(get_settings()).close()
 
 
 @worker_process_init.connect
