@@ -27,7 +27,9 @@ _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 _URL = re.compile(
     r"\b(?:https?://|www\.)\S+|\b[\w-]+(?:\.[\w-]+)*\.(?:com|org|net|io|co|uk|de)\b\S*"
 )
-_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+# A figure is a whole run of digits and joiners: "1-800-787-7678", "5-7", "$1,000.50", "2:30".
+_NUMBER = re.compile(r"\d+(?:[.,:/-]\d+)*")
+_NEGATION = re.compile(r"\b(?:not|never|no|none|nor|cannot|without|n't)\b|n't\b", re.IGNORECASE)
 _TURN = re.compile(r"^\s*(?:Q|A|Customer|Question|Article|User|Agent|Assistant)\s*:", re.I)
 _LEADING_LABEL = re.compile(r"^\s*(?:A|Answer|Agent|Assistant|Support agent)\s*:\s*", re.I)
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
@@ -81,14 +83,22 @@ def strip_citations(text: str) -> str:
 
 
 def _numbers(text: str) -> set[str]:
-    found = {n.replace(",", "") for n in _NUMBER.findall(text)}
+    """The figures a text states, whole ("1-800-787-7678"), and number words as digits."""
+    found = {re.sub(r"(?<=\d),(?=\d{3})", "", n) for n in _NUMBER.findall(text)}
     words = _WORD.findall(text.lower())
     found |= {NUMBER_WORDS[w] for w in words if w in NUMBER_WORDS}
     return found
 
 
-def _digits(text: str) -> str:
-    return re.sub(r"\D", "", text)
+def _allowed_numbers(text: str) -> set[str]:
+    """Figures an answer may state: each whole figure of the text and each of its parts
+    ("5-7 days" allows "5 to 7 days"; "1-800-787-7678" does not allow "1-800-800-7678")."""
+    whole = _numbers(text)
+    return whole | {part for n in whole for part in re.split(r"[.,:/-]", n) if part}
+
+
+def _negated(text: str) -> bool:
+    return bool(_NEGATION.search(text))
 
 
 @dataclass
@@ -107,8 +117,13 @@ class Grounding:
         self.entry_ids = {hit.entry.id for hit in self.context}
         self._text = "\n".join(hit.entry.text for hit in self.context)
         # Numbers the customer gave ("after three weeks") may be repeated back.
-        self._numbers = _numbers(self._text) | _numbers(self.question)
+        self._numbers = _allowed_numbers(self._text) | _allowed_numbers(self.question)
         self._terms = set(tokenize([self._text])[0])
+        self._sentences = [
+            (set(tokenize([sentence])[0]) - FILLER_TERMS, _negated(sentence))
+            for hit in self.context
+            for sentence in split_sentences(hit.entry.answer)
+        ]
         self._echo = {
             gram
             for text in instruction_texts()
@@ -129,7 +144,7 @@ class Grounding:
             if url.lower().rstrip(".,;:!?)") not in lowered:
                 return Verdict(False, f"states the address {url!r}, found in no entry")
         for number in _numbers(_EMAIL.sub("", text)):
-            if number not in self._numbers and number not in _digits(self._text):
+            if number not in self._numbers:
                 return Verdict(False, f"states the number {number!r}, found in no entry")
         for name in _NAME.findall(text.strip()):
             if name.lower() not in lowered and name.lower() not in self.question.lower():
@@ -141,7 +156,19 @@ class Grounding:
             supported = sum(term in self._terms for term in terms) / len(terms)
             if supported < MIN_SUPPORT:
                 return Verdict(False, f"says things the entries do not support: {text.strip()!r}")
+            if self._contradicts(set(terms), text):
+                return Verdict(False, f"turns a statement of the entries around: {text.strip()!r}")
         return Verdict(True)
+
+    def _contradicts(self, terms: set[str], text: str) -> bool:
+        """Whether the entry sentence closest to `text` says it with the opposite polarity
+        ("we never sell your data" against "yes, we sell your data")."""
+        best, overlap = None, 0
+        for sentence_terms, negated in self._sentences:
+            shared = len(terms & sentence_terms)
+            if shared > overlap:
+                best, overlap = negated, shared
+        return best is not None and overlap >= 2 and best != _negated(text)
 
     def check(self, draft: str) -> Verdict:
         """Check a whole draft."""

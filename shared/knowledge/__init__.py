@@ -177,8 +177,10 @@ class KnowledgeStore:
         )
 
     def current(self) -> KnowledgeBase:
-        """The knowledge base as the files are now (checked at most every `check_interval` s)."""
-        if time.monotonic() - self._checked_at >= self.check_interval:
+        """The knowledge base as the files are now: a forced reload elsewhere is seen at once,
+        file changes within `check_interval` seconds."""
+        files_due = time.monotonic() - self._checked_at >= self.check_interval
+        if files_due or self._read_generation() != self._generation:
             self.reload(force=False)
         return self._current
 

@@ -41,6 +41,7 @@ def test_a_faithful_paraphrase_passes() -> None:
         ("You can visit our store in Berlin to return items within 30 days.", "'Berlin'"),
         ("Our partner ReturnCo collects items within 30 days.", "'ReturnCo'"),
         ("Ask the cashier to wrap and gift your goods for 30 days.", "do not support"),
+        ("Items in their original packaging are not refunded within 30 days.", "around"),
     ],
 )
 def test_invented_facts_are_refused(draft: str, reason: str) -> None:
@@ -106,3 +107,16 @@ def test_gated_stream_stops_when_the_model_starts_a_new_turn() -> None:
     with pytest.raises(StopGeneration):
         gate.feed("\nCustomer: thanks")
     assert gate.finish() == "Returns are accepted within 30 days."
+
+
+def test_a_figure_must_appear_whole() -> None:
+    base = KnowledgeBase.load(KNOWLEDGE)
+    contact = next(e for e in base.entries if e.id.endswith("#how-can-i-contact-support"))
+    grounding = Grounding(
+        context=[SearchHit(entry=contact, score=1.0, keyword=1.0, dense=0.9)],
+        question="What is your phone number?",
+    )
+    assert grounding.check("Call us on +1 800 555 0199, Monday to Friday.").ok
+    verdict = grounding.check("Call us on 1-800-555-0188.")
+    assert not verdict.ok and "1-800-555-0188" in (verdict.reason or "")
+    assert grounding.check("Chat is answered within 2 minutes, email within 1 business day.").ok
