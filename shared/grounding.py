@@ -143,7 +143,8 @@ class Grounding:
         for url in _URL.findall(_EMAIL.sub("", text)):
             if url.lower().rstrip(".,;:!?)") not in lowered:
                 return Verdict(False, f"states the address {url!r}, found in no entry")
-        for number in _numbers(_EMAIL.sub("", text)):
+        plain = _EMAIL.sub("", text)
+        for number in sorted(_numbers(plain), key=plain.find):
             if number not in self._numbers:
                 return Verdict(False, f"states the number {number!r}, found in no entry")
         for name in _NAME.findall(text.strip()):

@@ -24,6 +24,10 @@ FEW_SHOT_EXAMPLES = (
     "and public holidays.\n"
     "Customer: are you open on sunday\n"
     "Agent: No, we are closed on Sundays. We are open Monday to Saturday from 10 AM to 6 PM.\n\n"
+    "Article: Concert tickets can be exchanged up to 48 hours before the show. Exchanges cost $2 "
+    "per ticket.\n"
+    "Customer: the show is in 5 days, can I still swap my ticket?\n"
+    "Agent: Yes. Tickets can be exchanged up to 48 hours before the show, for $2 per ticket.\n\n"
 )
 COMPLETION_STOPS = ["\nCustomer:", "\nArticle:", "\nAgent:", "\nQ:", "\nA:", "\n\n"]
 
