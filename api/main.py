@@ -5,11 +5,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 
 from api.deps import Services
 from api.errors import install_error_handlers
+from api.middleware import AccessControl, BodySizeLimit
 from api.routes import knowledge, questions, streams, system
 from api.waiter import AnswerWaiter
 from shared import __version__
@@ -79,6 +81,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     install_error_handlers(app)
+    app.add_middleware(AccessControl, settings=settings, redis=lambda: app.state.services.redis)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    if settings.cors_origin_list:  # outermost: preflight requests carry no API key
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origin_list,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type", "Prefer", "Idempotency-Key"],
+            expose_headers=["Location", "Retry-After", "Preference-Applied"],
+        )
     app.include_router(system.router, include_in_schema=False)
     app.include_router(system.router, prefix=settings.api_prefix)
     app.include_router(questions.router, prefix=settings.api_prefix)

@@ -41,6 +41,11 @@ class Settings(BaseSettings):
     max_wait_seconds: float = Field(default=120.0, ge=0)
     retry_after_seconds: int = Field(default=2, ge=1)
     sse_keepalive_seconds: float = Field(default=15.0, gt=0)
+    max_body_bytes: int = Field(default=16_384, ge=1024)
+    max_queue_depth: int = Field(default=1000, ge=0)  # 0: unlimited
+    api_keys: str = ""  # comma-separated; empty: no authentication
+    rate_limit_per_minute: int = Field(default=120, ge=0)  # per key, or per IP; 0: unlimited
+    cors_origins: str = ""  # comma-separated origins allowed to call the API from a browser
 
     # Worker
     worker_concurrency: int = Field(default=2, ge=1)
@@ -49,6 +54,11 @@ class Settings(BaseSettings):
     task_max_retries: int = Field(default=3, ge=0)
     task_retry_backoff: float = Field(default=2.0, gt=0)
     task_retry_backoff_max: float = Field(default=60.0, gt=0)
+    # The reconciler (Celery beat) re-queues questions a lost task left behind.
+    reconcile_interval: float = Field(default=30.0, gt=0)
+    reconcile_queued_after: float = Field(default=60.0, ge=0)  # ...once the queue is empty
+    reconcile_queued_max_wait: float = Field(default=900.0, gt=0)  # ...even if it is not
+    max_attempts: int = Field(default=5, ge=1)
 
     # Knowledge and retrieval
     knowledge_path: Path = PROJECT_ROOT / "knowledge"
@@ -92,7 +102,9 @@ class Settings(BaseSettings):
     embedded_threads: int = Field(default=0, ge=0)  # 0: the cores shared among worker processes
 
     # Operations
+    flower_host: str = "127.0.0.1"
     flower_port: int = 5555
+    flower_basic_auth: str = ""  # user:password; required when Flower listens beyond loopback
     shutdown_grace_seconds: float = Field(default=30.0, ge=0)
     log_level: str = "INFO"
 
@@ -106,6 +118,14 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    @property
+    def api_key_list(self) -> list[str]:
+        return [key.strip() for key in self.api_keys.split(",") if key.strip()]
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return [origin.strip() for origin in self.cors_origins.split(",") if origin.strip()]
 
 
 @lru_cache

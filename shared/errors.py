@@ -4,6 +4,7 @@
 class AppError(Exception):
     status_code = 500
     code = "internal_error"
+    headers: dict[str, str] | None = None
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -21,6 +22,22 @@ class QuestionNotFound(AppError):
 class BrokerUnavailable(AppError):
     status_code = 503
     code = "broker_unavailable"
+
+
+class QueueFull(AppError):
+    """Too many questions are waiting; the client should come back later."""
+
+    status_code = 503
+    code = "queue_full"
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.headers = {"Retry-After": str(retry_after)}
+
+
+class IdempotencyConflict(AppError):
+    status_code = 409
+    code = "idempotency_key_reused"
 
 
 class LLMError(AppError):

@@ -103,3 +103,8 @@ class Question(Base):
     fallback_reason: Mapped[str | None] = mapped_column(Text)
     rejected_draft: Mapped[str | None] = mapped_column(Text)
     timings: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # Delivery bookkeeping: when the answering task was last queued (None: queuing failed) and
+    # how often; the reconciler re-queues questions that a lost task left behind.
+    enqueued_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    enqueue_count: Mapped[int] = mapped_column(Integer, default=0)
+    idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)

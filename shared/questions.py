@@ -1,6 +1,7 @@
 """Service functions over the `questions` table; callers own the transaction."""
 
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -11,12 +12,38 @@ from shared.errors import QuestionNotFound
 from shared.models import TERMINAL_STATUSES, Question, QuestionStatus, utcnow
 
 
-def create_question(*, session: Session, text: str, context_method: str) -> Question:
-    """Store a new question as `queued`."""
-    question = Question(question=text, context_method=context_method, status=QuestionStatus.QUEUED)
+def create_question(
+    *, session: Session, text: str, context_method: str, idempotency_key: str | None = None
+) -> Question:
+    """Store a new question as `queued` (its task is queued right after the commit)."""
+    now = utcnow()
+    question = Question(
+        question=text,
+        context_method=context_method,
+        status=QuestionStatus.QUEUED,
+        created_at=now,
+        enqueued_at=now,
+        enqueue_count=1,
+        idempotency_key=idempotency_key,
+    )
     session.add(question)
     session.flush()
     return question
+
+
+def find_by_idempotency_key(*, session: Session, key: str) -> Question | None:
+    return session.scalar(select(Question).where(Question.idempotency_key == key))
+
+
+def mark_enqueue_failed(*, session: Session, question_id: str) -> None:
+    """Record that the task could not be queued, so the reconciler queues it first."""
+    session.execute(update(Question).where(Question.id == question_id).values(enqueued_at=None))
+
+
+def count_waiting(*, session: Session) -> int:
+    """Questions accepted but not yet taken by a worker."""
+    query = select(func.count()).select_from(Question)
+    return session.scalar(query.where(Question.status == QuestionStatus.QUEUED)) or 0
 
 
 def get_question(*, session: Session, question_id: str) -> Question:
@@ -116,3 +143,56 @@ def fail_question(
 
 def _elapsed_ms(start: datetime, end: datetime) -> int:
     return max(0, round((end - start).total_seconds() * 1000))
+
+
+@dataclass(frozen=True)
+class ReconcileReport:
+    requeued: list[str]
+    gave_up: list[str]
+
+
+def reconcile_questions(
+    *,
+    session: Session,
+    queue_empty: bool,
+    queued_after: float,
+    queued_max_wait: float,
+    running_after: float,
+    max_attempts: int,
+    limit: int = 500,
+) -> ReconcileReport:
+    """Find questions a lost task left behind; mark them re-queued, or failed after too many tries.
+
+    Queued: never queued (the broker was down), or queued `queued_after` s ago while the queue is
+    empty, or `queued_max_wait` s ago whatever the queue holds. Running: started longer ago than
+    the task may run. The caller sends the tasks after committing.
+    """
+    now = utcnow()
+    stale_queued = Question.enqueued_at < now - timedelta(seconds=queued_max_wait)
+    if queue_empty:
+        stale_queued = stale_queued | (Question.enqueued_at < now - timedelta(seconds=queued_after))
+    lost = (
+        (Question.status == QuestionStatus.QUEUED) & (Question.enqueued_at.is_(None) | stale_queued)
+    ) | (
+        (Question.status == QuestionStatus.RUNNING)
+        & (Question.started_at < now - timedelta(seconds=running_after))
+    )
+    requeued, gave_up = [], []
+    for question in session.scalars(
+        select(Question).where(lost).order_by(Question.created_at).limit(limit)
+    ):
+        if question.attempts >= max_attempts or question.enqueue_count >= 2 * max_attempts:
+            fail_question(
+                session=session,
+                question_id=question.id,
+                code="gave_up",
+                message=f"no answer after {question.attempts} attempts",
+            )
+            gave_up.append(question.id)
+            continue
+        question.enqueued_at, question.enqueue_count = now, question.enqueue_count + 1
+        if question.status is QuestionStatus.RUNNING:
+            question.status = QuestionStatus.QUEUED
+        requeued.append(question.id)
+    session.flush()
+    return ReconcileReport(requeued=requeued, gave_up=gave_up)

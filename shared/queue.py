@@ -10,6 +10,7 @@ from shared.config import Settings
 from shared.errors import BrokerUnavailable
 
 ANSWER_QUESTION_TASK = "questions.answer"
+RECONCILE_TASK = "questions.reconcile"
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
@@ -35,6 +36,15 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "worker_hijack_root_logger": False,
         "timezone": "UTC",
         "enable_utc": True,
+        # SIGTERM: stop taking tasks and let running answers finish for this long.
+        "worker_soft_shutdown_timeout": float(settings.task_time_limit),
+        "beat_schedule": {
+            "reconcile-questions": {
+                "task": RECONCILE_TASK,
+                "schedule": settings.reconcile_interval,
+                "options": {"expires": settings.reconcile_interval},
+            }
+        },
     }
 
 

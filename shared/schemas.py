@@ -65,7 +65,7 @@ class ErrorResponse(BaseModel):
 
 
 class AnswerErrorResponse(ErrorResponse):
-    question_id: str
+    question_id: str | None = None
 
 
 class AnswerResponse(BaseModel):

@@ -11,11 +11,17 @@ from shared.db import session_scope
 from shared.errors import AppError, LLMError, LLMTimeout
 from shared.models import QuestionStatus
 from shared.notifications import QuestionEvent, QuestionEventLog, publish_question_event
-from shared.questions import claim_question, complete_question, fail_question
-from shared.queue import ANSWER_QUESTION_TASK
+from shared.questions import (
+    claim_question,
+    complete_question,
+    fail_question,
+    reconcile_questions,
+)
+from shared.queue import ANSWER_QUESTION_TASK, RECONCILE_TASK
 from worker.celery_app import WorkerResources, app, get_resources
 
 logger = logging.getLogger(__name__)
+RECONCILE_LOCK = "support-assistant:reconcile-lock"
 
 
 def retry_delay(*, retries: int, base: float, maximum: float) -> float:
@@ -115,5 +121,38 @@ def answer_question_task(self: Task, question_id: str) -> str:
         logger.info("question %s was answered by another delivery; this answer is dropped",
                     question_id)  # fmt: skip
         return "duplicate"
+    logger.info("stored the answer of question %s", question_id)
     _announce(resources, events, question_id, QuestionStatus.COMPLETED)
     return "completed"
+
+
+@app.task(name=RECONCILE_TASK, ignore_result=True)
+def reconcile_task() -> dict[str, int]:
+    """Re-queue questions whose task was lost (worker killed, Redis emptied, broker down at
+    `POST /ask`); fail those that used up their attempts. One run at a time, cluster-wide."""
+    resources = get_resources()
+    settings = resources.settings
+    lock = resources.redis.set(
+        RECONCILE_LOCK, "1", nx=True, ex=int(settings.reconcile_interval) + 1
+    )
+    if not lock:
+        return {"requeued": 0, "gave_up": 0}
+    with session_scope(resources.sessions) as session:
+        report = reconcile_questions(
+            session=session,
+            queue_empty=resources.redis.llen(settings.celery_queue) == 0,
+            queued_after=settings.reconcile_queued_after,
+            queued_max_wait=settings.reconcile_queued_max_wait,
+            running_after=settings.task_time_limit + 30,
+            max_attempts=settings.max_attempts,
+        )
+    # After the commit, so every task finds its row re-queued.
+    for question_id in report.requeued:
+        app.send_task(ANSWER_QUESTION_TASK, kwargs={"question_id": question_id})
+    for question_id in report.gave_up:
+        _announce(resources, QuestionEventLog(resources.redis, question_id), question_id,
+                  QuestionStatus.FAILED)  # fmt: skip
+    if report.requeued or report.gave_up:
+        logger.warning("reconciler: re-queued %d question(s), gave up on %d",
+                       len(report.requeued), len(report.gave_up))  # fmt: skip
+    return {"requeued": len(report.requeued), "gave_up": len(report.gave_up)}

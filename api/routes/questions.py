@@ -6,12 +6,22 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from api.deps import Services, ServicesDep
+from api.middleware import bearer_token, client_identity
 from shared.db import session_scope
-from shared.errors import STATUS_BY_CODE, BrokerUnavailable
+from shared.errors import STATUS_BY_CODE, BrokerUnavailable, IdempotencyConflict, QueueFull
 from shared.models import Question, QuestionStatus
-from shared.questions import create_question, get_question, list_history
+from shared.questions import (
+    count_waiting,
+    create_question,
+    find_by_idempotency_key,
+    get_question,
+    list_history,
+    mark_enqueue_failed,
+)
 from shared.queue import enqueue_answer
 from shared.schemas import (
     AcceptedResponse,
@@ -55,17 +65,49 @@ def parse_prefer(header: str | None, *, default: float, maximum: float) -> tuple
     return wait, applied
 
 
-def _store_and_enqueue(services: Services, body: AskRequest) -> tuple[str, bool]:
-    with session_scope(services.sessions) as session:
-        question_id = create_question(
-            session=session, text=body.question, context_method=body.context_method
-        ).id
+def _existing(session: Session, key: str, body: AskRequest) -> str | None:
+    question = find_by_idempotency_key(session=session, key=key)
+    if question is None:
+        return None
+    if question.question != body.question:
+        raise IdempotencyConflict("this Idempotency-Key was used for a different question")
+    return question.id
+
+
+def _submit(services: Services, body: AskRequest, idempotency_key: str | None) -> tuple[str, bool]:
+    """Store the question (or find the one this key already stored) and queue it; returns the
+    id and whether a task is on its way."""
+    settings = services.settings
+    try:
+        with session_scope(services.sessions) as session:
+            if idempotency_key and (found := _existing(session, idempotency_key, body)):
+                return found, True
+            waiting = count_waiting(session=session) if settings.max_queue_depth else 0
+            if settings.max_queue_depth and waiting >= settings.max_queue_depth:
+                raise QueueFull(
+                    f"{waiting} questions are waiting; please retry later",
+                    retry_after=settings.retry_after_seconds * 5,
+                )
+            question_id = create_question(
+                session=session,
+                text=body.question,
+                context_method=body.context_method,
+                idempotency_key=idempotency_key,
+            ).id
+    except IntegrityError:  # the same key, at the same moment, from another request
+        with session_scope(services.sessions) as session:
+            found = _existing(session, idempotency_key or "", body)
+        if found is None:
+            raise
+        return found, True
     # After the commit: the worker must find the row when it takes the task.
     try:
         enqueue_answer(services.producer, question_id=question_id)
     except BrokerUnavailable as exc:
-        # The row is the truth: the reconciler queues it again once the broker is back.
+        # Accepted all the same: the reconciler queues it once the broker is back.
         logger.error("question %s stored but not queued: %s", question_id, exc.message)
+        with session_scope(services.sessions) as session:
+            mark_enqueue_failed(session=session, question_id=question_id)
         return question_id, False
     return question_id, True
 
@@ -104,7 +146,11 @@ def _failed(question: Question) -> JSONResponse:
     response_model=AnswerResponse,
     responses={
         202: {"model": AcceptedResponse, "description": "Accepted; follow `Location`."},
+        401: {"model": ErrorResponse},
+        409: {"model": ErrorResponse},
+        413: {"model": ErrorResponse},
         422: {"model": ErrorResponse},
+        429: {"model": ErrorResponse},
         500: {"model": AnswerErrorResponse},
         503: {"model": AnswerErrorResponse},
     },
@@ -115,6 +161,15 @@ async def ask(
     services: ServicesDep,
     wait: WaitQuery = None,
     prefer: Annotated[str | None, Header()] = None,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            min_length=1,
+            max_length=128,
+            pattern=r"^[\x21-\x7e]+$",
+            description="Retrying with the same key returns the same question, never a second.",
+        ),
+    ] = None,
 ) -> AnswerResponse | JSONResponse:
     """Ask a question; wait for the answer (200) or come back for it (202 + `Location`)."""
     settings = services.settings
@@ -123,7 +178,10 @@ async def ask(
     )
     if wait is not None:
         wait_seconds = wait
-    question_id, enqueued = await run_in_threadpool(_store_and_enqueue, services, body)
+    key = f"{client_identity(request.scope, bearer_token(request.scope))}:{idempotency_key}"
+    question_id, enqueued = await run_in_threadpool(
+        _submit, services, body, key if idempotency_key else None
+    )
     question = await services.waiter.wait_for(
         question_id,
         timeout=wait_seconds if enqueued else 0,

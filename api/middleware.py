@@ -1,0 +1,158 @@
+"""Guards in front of every route: body size, API keys, rate limits (pure ASGI middleware)."""
+
+import hashlib
+import hmac
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from shared.config import Settings
+
+logger = logging.getLogger(__name__)
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+OPEN_PATHS = ("/health",)  # liveness probes never need a key
+
+
+async def send_error(
+    send: Send, status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> None:
+    body = json.dumps({"error": {"code": code, "message": message}}).encode()
+    raw_headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    raw_headers += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
+    await send({"type": "http.response.start", "status": status, "headers": raw_headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+class BodySizeLimit:
+    """413 for a request body over `max_bytes`, announced or not: the (small) body is read
+    first, then handed to the app."""
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", []):
+            if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
+                await self._refuse(send)
+                return
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                break  # the client went away; let the app see it
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            if size > self.max_bytes:
+                await self._refuse(send)
+                return
+            if not message.get("more_body", False):
+                break
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _refuse(self, send: Send) -> None:
+        await send_error(
+            send, 413, "body_too_large", f"request bodies are limited to {self.max_bytes} bytes"
+        )
+
+
+def client_identity(scope: Scope, api_key: str | None) -> str:
+    """Whom a request counts against: its API key (hashed, never stored), else its address."""
+    if api_key:
+        return "key:" + hashlib.sha256(api_key.encode()).hexdigest()[:16]
+    client = scope.get("client")
+    return f"ip:{client[0] if client else 'unknown'}"
+
+
+def bearer_token(scope: Scope) -> str | None:
+    for name, value in scope.get("headers", []):
+        if name == b"authorization":
+            scheme, _, token = value.decode("latin-1").partition(" ")
+            if scheme.lower() == "bearer" and token.strip():
+                return token.strip()
+    return None
+
+
+class AccessControl:
+    """API keys (when configured) and a per-client rate limit shared through Redis."""
+
+    def __init__(self, app: ASGIApp, *, settings: Settings, redis: Callable[[], Redis]) -> None:
+        self.app = app
+        self.keys = [key.encode() for key in settings.api_key_list]
+        self.limit = settings.rate_limit_per_minute
+        self.redis = redis
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"].endswith(OPEN_PATHS):
+            await self.app(scope, receive, send)
+            return
+        token = bearer_token(scope)
+        if self.keys and not self._valid(token):
+            await send_error(
+                send, 401, "unauthorized", "a valid API key is needed: Authorization: Bearer <key>",
+                {"WWW-Authenticate": "Bearer"},
+            )  # fmt: skip
+            return
+        if self.limit:
+            retry_after = await self._over_limit(
+                client_identity(scope, token if self.keys else None)
+            )
+            if retry_after is not None:
+                await send_error(
+                    send, 429, "rate_limited",
+                    f"more than {self.limit} requests a minute; retry in {retry_after} s",
+                    {"Retry-After": str(retry_after)},
+                )  # fmt: skip
+                return
+        await self.app(scope, receive, send)
+
+    def _valid(self, token: str | None) -> bool:
+        if token is None:
+            return False
+        offered = token.encode()
+        # Compare with every key, in constant time, so timing tells nothing about any of them.
+        return any([hmac.compare_digest(offered, key) for key in self.keys])
+
+    async def _over_limit(self, identity: str) -> int | None:
+        """Seconds until the window resets when the client is over the limit, else None."""
+        now = time.time()
+        window = int(now // 60)
+        key = f"support-assistant:rate:{identity}:{window}"
+        try:
+            pipe = self.redis().pipeline(transaction=True)
+            pipe.incr(key)
+            pipe.expire(key, 61)
+            count, _ = await pipe.execute()
+        except (RedisError, OSError):
+            logger.warning("rate limiting is off while Redis is unreachable")
+            return None
+        if int(count) > self.limit:
+            return max(1, int(60 - now % 60))
+        return None
