@@ -1,6 +1,7 @@
 """`make run`: one machine, every process — Redis (unless REDIS_URL is set), API, worker, Flower."""
 
 import contextlib
+import ipaddress
 import logging
 import os
 import shutil
@@ -113,17 +114,41 @@ def commands(settings: Settings) -> dict[str, list[str]]:
             "--loglevel", settings.log_level, "--concurrency", str(settings.worker_concurrency),
             "--queues", settings.celery_queue,
         ],
+        "beat": [
+            python, "-m", "celery", "-A", "worker.celery_app", "beat",
+            "--loglevel", settings.log_level,
+            "--schedule", str(RUN_DIR / "celerybeat-schedule"),
+        ],
         "flower": [
             python, "-m", "celery", "-A", "worker.celery_app", "flower",
-            f"--address={settings.api_host}", f"--port={settings.flower_port}",
+            f"--address={settings.flower_host}", f"--port={settings.flower_port}",
+            *([f"--basic-auth={settings.flower_basic_auth}"] if settings.flower_basic_auth else []),
         ],
     }  # fmt: skip
+
+
+def is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(socket.gethostbyname(host)).is_loopback
+    except (OSError, ValueError):
+        return False
+
+
+def check_flower_access(settings: Settings) -> None:
+    """Flower shows every task and can stop workers: beyond loopback it needs credentials."""
+    if not is_loopback(settings.flower_host) and not settings.flower_basic_auth:
+        raise SystemExit(
+            f"FLOWER_HOST={settings.flower_host} is reachable from other machines: "
+            "set FLOWER_BASIC_AUTH=user:password"
+        )
 
 
 def run() -> int:
     """Start everything, print where it listens, and stop it all on Ctrl-C or SIGTERM."""
     settings = get_settings()
     configure_logging(settings.log_level)
+    check_flower_access(settings)
+    RUN_DIR.mkdir(exist_ok=True)
     env = dict(os.environ)
     group = ProcessGroup()
     stopping = False
@@ -137,7 +162,6 @@ def run() -> int:
     signal.signal(signal.SIGTERM, request_stop)
     try:
         if "redis_url" not in settings.model_fields_set:
-            RUN_DIR.mkdir(exist_ok=True)
             port = free_port()
             group.start(
                 "redis",
@@ -158,7 +182,7 @@ def run() -> int:
         print(
             f"\n  API      http://{host}:{settings.api_port}{settings.api_prefix}\n"
             f"  Docs     http://{host}:{settings.api_port}/docs\n"
-            f"  Flower   http://{host}:{settings.flower_port}\n"
+            f"  Flower   http://{settings.flower_host}:{settings.flower_port}\n"
             f"  Redis    {env['REDIS_URL']}\n"
             "  Ctrl-C stops everything.\n",
             flush=True,

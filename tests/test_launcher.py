@@ -73,7 +73,7 @@ def test_run_answers_over_http_and_ctrl_c_leaves_nothing_behind(tmp_path: Path) 
     try:
         _wait_ready(base, launcher)
         started = _descendants(launcher.pid)
-        assert len(started) >= 4  # redis, api, worker (+ its pool), flower
+        assert len(started) >= 5  # redis, api, worker (+ its pool), beat, flower
 
         sync = httpx.post(
             f"{base}/ask", json={"question": "What is your refund policy?"}, timeout=40
@@ -102,3 +102,14 @@ def test_run_answers_over_http_and_ctrl_c_leaves_nothing_behind(tmp_path: Path) 
     assert f"http://127.0.0.1:{api_port}/api/v1" in log
     time.sleep(0.2)
     assert [pid for pid in started if _alive(pid)] == []
+
+
+def test_flower_beyond_loopback_needs_credentials() -> None:
+    from shared.config import Settings
+    from shared.launcher import check_flower_access
+
+    open_flower = Settings(_env_file=None, flower_host="0.0.0.0")  # type: ignore[call-arg]
+    with pytest.raises(SystemExit, match="FLOWER_BASIC_AUTH"):
+        check_flower_access(open_flower)
+    check_flower_access(open_flower.model_copy(update={"flower_basic_auth": "ops:secret"}))
+    check_flower_access(Settings(_env_file=None))  # type: ignore[call-arg]

@@ -132,20 +132,22 @@ def reconcile_task() -> dict[str, int]:
     `POST /ask`); fail those that used up their attempts. One run at a time, cluster-wide."""
     resources = get_resources()
     settings = resources.settings
-    lock = resources.redis.set(
-        RECONCILE_LOCK, "1", nx=True, ex=int(settings.reconcile_interval) + 1
-    )
-    if not lock:
+    # The lock outlives a crashed run by a few intervals at most.
+    lock_ms = int(max(settings.reconcile_interval * 3, 10) * 1000)
+    if not resources.redis.set(RECONCILE_LOCK, "1", nx=True, px=lock_ms):
         return {"requeued": 0, "gave_up": 0}
-    with session_scope(resources.sessions) as session:
-        report = reconcile_questions(
-            session=session,
-            queue_empty=resources.redis.llen(settings.celery_queue) == 0,
-            queued_after=settings.reconcile_queued_after,
-            queued_max_wait=settings.reconcile_queued_max_wait,
-            running_after=settings.task_time_limit + 30,
-            max_attempts=settings.max_attempts,
-        )
+    try:
+        with session_scope(resources.sessions) as session:
+            report = reconcile_questions(
+                session=session,
+                queue_empty=resources.redis.llen(settings.celery_queue) == 0,
+                queued_after=settings.reconcile_queued_after,
+                queued_max_wait=settings.reconcile_queued_max_wait,
+                running_after=settings.task_time_limit + 30,
+                max_attempts=settings.max_attempts,
+            )
+    finally:
+        resources.redis.delete(RECONCILE_LOCK)
     # After the commit, so every task finds its row re-queued.
     for question_id in report.requeued:
         app.send_task(ANSWER_QUESTION_TASK, kwargs={"question_id": question_id})

@@ -1,0 +1,100 @@
+"""The reconciler in a real worker: lost tasks are queued again, hopeless questions fail."""
+
+import time
+import uuid
+from datetime import timedelta
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import update
+
+from api.main import create_app
+from shared.config import Settings
+from shared.db import create_db_engine, create_session_factory, session_scope
+from shared.launcher import free_port
+from shared.models import Question, QuestionStatus, utcnow
+from shared.questions import create_question, get_question
+from shared.queue import RECONCILE_TASK
+from tests.conftest import StartWorker, WorkerProcess
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def reconciling(
+    base_settings: Settings, start_worker: StartWorker
+) -> tuple[Settings, WorkerProcess]:
+    settings = base_settings.model_copy(
+        update={"celery_queue": f"rec-{uuid.uuid4().hex[:6]}", "reconcile_interval": 0.5,
+                "max_attempts": 3}
+    )  # fmt: skip
+    return settings, start_worker(settings)
+
+
+def _status(settings: Settings, question_id: str, *, until: set[QuestionStatus]) -> Question:
+    sessions = create_session_factory(create_db_engine(settings.database_url))
+    deadline = time.monotonic() + 30
+    while True:
+        with session_scope(sessions) as session:
+            question = get_question(session=session, question_id=question_id)
+        if question.status in until or time.monotonic() > deadline:
+            return question
+        time.sleep(0.2)
+
+
+def _reconcile(worker: WorkerProcess) -> None:
+    worker.producer.send_task(RECONCILE_TASK)
+
+
+def test_question_accepted_while_the_broker_is_down_is_answered_later(
+    reconciling: tuple[Settings, WorkerProcess],
+) -> None:
+    settings, worker = reconciling
+    down = settings.model_copy(update={"redis_url": f"redis://127.0.0.1:{free_port()}/0"})
+    with TestClient(create_app(down)) as api:
+        response = api.post("/api/v1/ask", json={"question": "How do I track my order?"})
+    assert response.status_code == 202, response.text  # accepted: the row exists
+    question_id = response.json()["question_id"]
+    assert _status(settings, question_id, until=set(QuestionStatus)).enqueued_at is None
+    _reconcile(worker)
+    question = _status(settings, question_id, until={QuestionStatus.COMPLETED})
+    assert question.status is QuestionStatus.COMPLETED
+    assert question.enqueue_count == 2
+
+
+def test_running_question_whose_worker_died_is_answered_again(
+    reconciling: tuple[Settings, WorkerProcess],
+) -> None:
+    settings, worker = reconciling
+    sessions = create_session_factory(create_db_engine(settings.database_url))
+    with session_scope(sessions) as session:
+        question_id = create_question(session=session, text="Can I pay with PayPal?",
+                                      context_method="hybrid").id  # fmt: skip
+        long_ago = utcnow() - timedelta(seconds=settings.task_time_limit + 60)
+        session.execute(
+            update(Question).where(Question.id == question_id)
+            .values(status=QuestionStatus.RUNNING, started_at=long_ago, attempts=1)
+        )  # fmt: skip
+    _reconcile(worker)
+    question = _status(settings, question_id, until={QuestionStatus.COMPLETED})
+    assert question.status is QuestionStatus.COMPLETED
+    assert question.attempts == 2
+
+
+def test_question_out_of_attempts_fails_with_gave_up(
+    reconciling: tuple[Settings, WorkerProcess],
+) -> None:
+    settings, worker = reconciling
+    sessions = create_session_factory(create_db_engine(settings.database_url))
+    with session_scope(sessions) as session:
+        question_id = create_question(session=session, text="Is this hopeless?",
+                                      context_method="hybrid").id  # fmt: skip
+        long_ago = utcnow() - timedelta(seconds=settings.task_time_limit + 60)
+        session.execute(
+            update(Question).where(Question.id == question_id)
+            .values(status=QuestionStatus.RUNNING, started_at=long_ago, attempts=3)
+        )  # fmt: skip
+    _reconcile(worker)
+    question = _status(settings, question_id, until={QuestionStatus.FAILED})
+    assert question.status is QuestionStatus.FAILED
+    assert question.error_code == "gave_up"
