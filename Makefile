@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint migrate worker api clean
+.PHONY: run test test-faults lint migrate clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed (set PYTHON=python3.11)")'
@@ -23,6 +23,9 @@ test: $(STAMP)
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy
 	$(PY) -m pytest
+
+test-faults: $(STAMP)
+	$(PY) -m pytest -m faults -s -p no:randomly tests/faults
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

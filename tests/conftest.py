@@ -6,6 +6,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -15,6 +16,7 @@ from alembic import command
 from alembic.config import Config
 from celery import Celery
 from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, make_url, text
 
 from api.main import create_app
 from shared.config import PROJECT_ROOT, ProviderName, Settings
@@ -65,21 +67,62 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         server.wait(timeout=10)
 
 
-@pytest.fixture(scope="session")
-def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A migrated SQLite database shared by the integration tests of this session."""
-    url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'questions.db'}"
-    migrate(url)
-    return url
+POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL")
+BACKENDS = [
+    "sqlite",
+    pytest.param(
+        "postgresql",
+        marks=pytest.mark.skipif(
+            not POSTGRES_URL, reason="TEST_POSTGRES_URL is not set (no PostgreSQL to test with)"
+        ),
+    ),
+]
 
 
-@pytest.fixture
-def sessions(tmp_path: Path):  # type: ignore[no-untyped-def]
+@contextmanager
+def empty_database(backend: str, directory: Path) -> Iterator[str]:
+    """A new, empty database on `backend`, dropped afterwards."""
+    if backend == "sqlite":
+        yield f"sqlite:///{directory / f'{uuid.uuid4().hex[:8]}.db'}"
+        return
+    assert POSTGRES_URL is not None
+    name = f"sa_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@contextmanager
+def fresh_database(backend: str, directory: Path) -> Iterator[str]:
+    """A new database on `backend`, migrated to the latest revision."""
+    with empty_database(backend, directory) as url:
+        migrate(url)
+        yield url
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def database_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """A migrated database shared by the integration tests of this session: SQLite, and
+    PostgreSQL too when TEST_POSTGRES_URL is set."""
+    with fresh_database(request.param, tmp_path_factory.mktemp("db")) as url:
+        yield url
+
+
+@pytest.fixture(params=BACKENDS)
+def sessions(request: pytest.FixtureRequest, tmp_path: Path):  # type: ignore[no-untyped-def]
     """A session factory over a freshly migrated database of its own."""
-    engine = create_db_engine(f"sqlite:///{tmp_path / 'unit.db'}")
-    migrate(str(engine.url))
-    yield create_session_factory(engine)
-    engine.dispose()
+    with fresh_database(request.param, tmp_path) as url:
+        engine = create_db_engine(url)
+        yield create_session_factory(engine)
+        engine.dispose()
 
 
 @pytest.fixture(scope="session")
@@ -185,8 +228,8 @@ def producer(base_settings: Settings) -> Iterator[Celery]:
 class ApiProcess:
     """The API served by uvicorn in its own process, for tests over real HTTP."""
 
-    def __init__(self, settings: Settings, log_path: Path) -> None:
-        self.port = free_port()
+    def __init__(self, settings: Settings, log_path: Path, *, port: int | None = None) -> None:
+        self.port = port or free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self._log = log_path.open("wb")
         self.log_path = log_path
