@@ -6,12 +6,14 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from prometheus_client import CollectorRegistry
 from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 
 from api.deps import Services
 from api.errors import install_error_handlers
-from api.middleware import AccessControl, BodySizeLimit
+from api.metrics import HttpMetrics, QuestionCollector
+from api.middleware import AccessControl, BodySizeLimit, RequestContext
 from api.routes import knowledge, questions, streams, system
 from api.waiter import AnswerWaiter
 from shared import __version__
@@ -72,7 +74,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     app = FastAPI(
         title="Support Assistant",
         version=__version__,
@@ -80,16 +82,28 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    # One registry per app: HTTP metrics, and figures read from the database at scrape time.
+    registry = CollectorRegistry()
+    registry.register(QuestionCollector(lambda: app.state.services))
+    app.state.metrics_registry = registry
     install_error_handlers(app)
     app.add_middleware(AccessControl, settings=settings, redis=lambda: app.state.services.redis)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(HttpMetrics, registry=registry)
+    app.add_middleware(RequestContext)
     if settings.cors_origin_list:  # outermost: preflight requests carry no API key
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origin_list,
             allow_methods=["GET", "POST"],
-            allow_headers=["Authorization", "Content-Type", "Prefer", "Idempotency-Key"],
-            expose_headers=["Location", "Retry-After", "Preference-Applied"],
+            allow_headers=[
+                "Authorization",
+                "Content-Type",
+                "Prefer",
+                "Idempotency-Key",
+                "X-Request-ID",
+            ],
+            expose_headers=["Location", "Retry-After", "Preference-Applied", "X-Request-ID"],
         )
     app.include_router(system.router, include_in_schema=False)
     app.include_router(system.router, prefix=settings.api_prefix)

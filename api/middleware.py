@@ -4,7 +4,9 @@ import hashlib
 import hmac
 import json
 import logging
+import re
 import time
+import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -12,6 +14,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from shared.config import Settings
+from shared.logs import request_id_var
 
 logger = logging.getLogger(__name__)
 
@@ -22,6 +25,42 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 OPEN_PATHS = ("/health",)  # liveness probes never need a key
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+class RequestContext:
+    """Takes `X-Request-ID` from the client (or makes one), returns it, and puts it on every log
+    line of the request, and on the task it queues."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        offered = dict(scope.get("headers", [])).get(b"x-request-id", b"").decode("latin-1")
+        request_id = offered if _REQUEST_ID.match(offered) else uuid.uuid4().hex
+        token = request_id_var.set(request_id)
+
+        started, status = time.perf_counter(), 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", []),
+                                      (b"x-request-id", request_id.encode())]  # fmt: skip
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            logger.info(
+                "%s %s -> %d in %.0f ms", scope["method"], scope["path"], status,
+                (time.perf_counter() - started) * 1000,
+            )  # fmt: skip
+            request_id_var.reset(token)
 
 
 async def send_error(

@@ -107,6 +107,11 @@ class Settings(BaseSettings):
     flower_basic_auth: str = ""  # user:password; required when Flower listens beyond loopback
     shutdown_grace_seconds: float = Field(default=30.0, ge=0)
     log_level: str = "INFO"
+    log_format: str = Field(default="auto", pattern="^(auto|text|json)$")
+    # Customers' questions are personal data: logged only when this is on.
+    log_questions: bool = False
+    # Workers serve their Prometheus metrics here (every pool process, through multiprocess mode).
+    worker_metrics_port: int = Field(default=9808, ge=0)
 
     @field_validator("knowledge_path", "embedding_cache_dir", "embedded_model_path", mode="before")
     @classmethod

@@ -107,7 +107,7 @@ def commands(settings: Settings) -> dict[str, list[str]]:
     return {
         "api": [
             python, "-m", "uvicorn", "--factory", "api.main:create_app",
-            "--host", settings.api_host, "--port", str(settings.api_port),
+            "--host", settings.api_host, "--port", str(settings.api_port), "--no-access-log",
         ],
         "worker": [
             python, "-m", "celery", "-A", "worker.celery_app", "worker",
@@ -146,7 +146,7 @@ def check_flower_access(settings: Settings) -> None:
 def run() -> int:
     """Start everything, print where it listens, and stop it all on Ctrl-C or SIGTERM."""
     settings = get_settings()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     check_flower_access(settings)
     RUN_DIR.mkdir(exist_ok=True)
     env = dict(os.environ)
@@ -176,6 +176,11 @@ def run() -> int:
             logger.info("embedded Redis at %s", env["REDIS_URL"])
         subprocess.run([sys.executable, "-m", "alembic", "upgrade", "head"], env=env,
                        cwd=PROJECT_ROOT, check=True)  # fmt: skip
+        # Every worker pool process writes its metrics here; the worker serves them together.
+        metrics_dir = RUN_DIR / "metrics"
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        metrics_dir.mkdir()
+        env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
         for name, command in commands(settings).items():
             group.start(name, command, env)
         host = settings.api_host
@@ -183,6 +188,8 @@ def run() -> int:
             f"\n  API      http://{host}:{settings.api_port}{settings.api_prefix}\n"
             f"  Docs     http://{host}:{settings.api_port}/docs\n"
             f"  Flower   http://{settings.flower_host}:{settings.flower_port}\n"
+            f"  Metrics  http://{host}:{settings.api_port}/metrics (API), "
+            f"http://127.0.0.1:{settings.worker_metrics_port}/metrics (worker)\n"
             f"  Redis    {env['REDIS_URL']}\n"
             "  Ctrl-C stops everything.\n",
             flush=True,

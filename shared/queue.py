@@ -55,12 +55,15 @@ def create_producer(settings: Settings) -> Celery:
     return producer
 
 
-def enqueue_answer(producer: Celery, *, question_id: str) -> None:
-    """Queue the answering task for a committed question; `BrokerUnavailable` if Redis is down."""
+def enqueue_answer(producer: Celery, *, question_id: str, request_id: str | None = None) -> None:
+    """Queue the answering task for a committed question; `BrokerUnavailable` if Redis is down.
+
+    The request id travels in the message headers, so the worker's log lines carry it too."""
     try:
         producer.send_task(
             ANSWER_QUESTION_TASK,
             kwargs={"question_id": question_id},
+            headers={"request_id": request_id} if request_id else None,
             retry=True,
             retry_policy={"max_retries": 2, "interval_start": 0.1, "interval_step": 0.2},
         )

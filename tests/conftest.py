@@ -135,6 +135,7 @@ def base_settings(redis_url: str, database_url: str) -> Settings:
         llm_provider=ProviderName.EXTRACTIVE,
         knowledge_path=PROJECT_ROOT / "knowledge",
         ask_wait_seconds=15,
+        worker_metrics_port=0,
     )
 
 
@@ -151,7 +152,14 @@ def settings_env(settings: Settings) -> dict[str, str]:
 class WorkerProcess:
     """A real `celery worker` process, started and waited for until it answers pings."""
 
-    def __init__(self, settings: Settings, log_path: Path, *, concurrency: int = 2) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        log_path: Path,
+        *,
+        concurrency: int = 2,
+        extra_env: dict[str, str] | None = None,
+    ) -> None:
         self.settings = settings
         self.name = f"test-{uuid.uuid4().hex[:8]}@localhost"
         self.log_path = log_path
@@ -160,8 +168,8 @@ class WorkerProcess:
             [sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker",
              "--loglevel", "INFO", "--concurrency", str(concurrency), "--hostname", self.name,
              "--queues", settings.celery_queue, "--without-gossip", "--without-mingle"],
-            env=settings_env(settings), cwd=PROJECT_ROOT, stdout=self._log,
-            stderr=subprocess.STDOUT, start_new_session=True,
+            env={**settings_env(settings), **(extra_env or {})}, cwd=PROJECT_ROOT,
+            stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
         self.producer = create_producer(settings)
 
@@ -193,9 +201,11 @@ def start_worker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StartWork
     """Start worker processes on demand; every one is stopped at the end of the session."""
     started: list[WorkerProcess] = []
 
-    def start(settings: Settings, *, concurrency: int = 2) -> WorkerProcess:
+    def start(
+        settings: Settings, *, concurrency: int = 2, extra_env: dict[str, str] | None = None
+    ) -> WorkerProcess:
         log = tmp_path_factory.mktemp("worker") / "worker.log"
-        worker = WorkerProcess(settings, log, concurrency=concurrency)
+        worker = WorkerProcess(settings, log, concurrency=concurrency, extra_env=extra_env)
         started.append(worker)
         worker.wait_ready()
         return worker

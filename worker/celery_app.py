@@ -1,6 +1,7 @@
 """The one Celery app: configuration from the service's settings, per-process resources."""
 
 import logging
+import os
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -10,6 +11,8 @@ import redis
 from celery import Celery
 from celery.signals import (
     setup_logging,
+    task_postrun,
+    task_prerun,
     worker_init,
     worker_process_init,
     worker_process_shutdown,
@@ -21,7 +24,8 @@ from shared.config import Settings, get_settings
 from shared.db import create_db_engine, create_session_factory
 from shared.knowledge import KnowledgeStore
 from shared.llm import LLMProvider, create_http_client, create_provider
-from shared.logs import configure_logging
+from shared.logs import configure_logging, question_id_var, request_id_var
+from shared.metrics import process_exited, serve_worker_metrics
 from shared.notifications import knowledge_generation
 from shared.queue import celery_config
 
@@ -86,13 +90,29 @@ def get_resources() -> WorkerResources:
 
 @setup_logging.connect
 def _setup_logging(**_: Any) -> None:
-    configure_logging(get_settings().log_level)
+    configure_logging(get_settings().log_level, get_settings().log_format)
+
+
+@task_prerun.connect
+def _bind_log_context(task: Any = None, kwargs: dict[str, Any] | None = None, **_: Any) -> None:
+    """Log lines of a task carry the request id it came with and its question id."""
+    request = task.request if task is not None else None
+    headers = (getattr(request, "headers", None) or {}) if request is not None else {}
+    request_id_var.set(getattr(request, "request_id", None) or headers.get("request_id"))
+    question_id_var.set((kwargs or {}).get("question_id"))
+
+
+@task_postrun.connect
+def _unbind_log_context(**_: Any) -> None:
+    request_id_var.set(None)
+    question_id_var.set(None)
 
 
 @worker_init.connect
 def _check_resources(**_: Any) -> None:
     # Fail at start, loudly, rather than accept tasks a broken configuration cannot answer.
     WorkerResources.create(get_settings()).close()
+    serve_worker_metrics(get_settings().worker_metrics_port)
 
 
 @worker_process_init.connect
@@ -101,8 +121,9 @@ def _init_process(**_: Any) -> None:
 
 
 @worker_process_shutdown.connect
-def _close_process(**_: Any) -> None:
+def _close_process(pid: int | None = None, **_: Any) -> None:
     global _resources
+    process_exited(pid or os.getpid())
     with _resources_lock:
         if _resources is not None:
             _resources.close()

@@ -6,7 +6,8 @@ import random
 from celery import Task
 from celery.exceptions import SoftTimeLimitExceeded
 
-from shared.answering import answer_question
+from shared import metrics
+from shared.answering import Answer, AnswerAction, answer_question
 from shared.db import session_scope
 from shared.errors import AppError, LLMError, LLMTimeout
 from shared.models import QuestionStatus
@@ -54,6 +55,7 @@ def _store_failure(
             provider=resources.provider.name,
         )
     logger.warning("question %s failed: %s (%s)", question_id, error.code, error.message)
+    metrics.FAILURES.labels(error.code).inc()
     _announce(resources, events, question_id, QuestionStatus.FAILED)
 
 
@@ -72,7 +74,10 @@ def answer_question_task(self: Task, question_id: str) -> str:
             question.context_method,
             question.started_at,
         )
-    assert started_at is not None
+        assert started_at is not None
+        metrics.TIME_QUEUED.observe((started_at - question.created_at).total_seconds())
+    if settings.log_questions:
+        logger.info("question text: %r", text)
     events = QuestionEventLog(resources.redis, question_id)
     _announce(resources, events, question_id, QuestionStatus.RUNNING)
 
@@ -103,6 +108,7 @@ def answer_question_task(self: Task, question_id: str) -> str:
                 settings.task_max_retries, delay,
             )  # fmt: skip
             events.reset()
+            metrics.RETRIES.labels(exc.code).inc()
             raise self.retry(exc=exc, countdown=delay) from exc
         _store_failure(resources, events, question_id, exc)
         return "failed"
@@ -122,8 +128,30 @@ def answer_question_task(self: Task, question_id: str) -> str:
                     question_id)  # fmt: skip
         return "duplicate"
     logger.info("stored the answer of question %s", question_id)
+    _observe(answer)
     _announce(resources, events, question_id, QuestionStatus.COMPLETED)
     return "completed"
+
+
+def _observe(answer: Answer) -> None:
+    timings = answer.timings
+    if (retrieval_ms := timings.get("retrieval_ms")) is not None:
+        metrics.RETRIEVAL_SECONDS.observe(retrieval_ms / 1000)
+    generation_ms, first_token_ms = timings.get("generation_ms"), timings.get("first_token_ms")
+    if generation_ms:
+        metrics.MODEL_SECONDS.labels(answer.provider).observe(generation_ms / 1000)
+        if answer.tokens:
+            rate = answer.tokens / (generation_ms / 1000)
+            metrics.TOKENS_PER_SECOND.labels(answer.provider).observe(rate)
+    if first_token_ms is not None:
+        metrics.TIME_TO_FIRST_TOKEN.labels(answer.provider).observe(first_token_ms / 1000)
+    if answer.action is AnswerAction.HANDOFF:
+        origin = "handoff"
+    elif answer.fallback_reason:
+        origin = "replaced"
+    else:
+        origin = "generated" if generation_ms and answer.provider != "extractive" else "quoted"
+    metrics.ANSWERS.labels(answer.provider, answer.action.value, origin).inc()
 
 
 @app.task(name=RECONCILE_TASK, ignore_result=True)
@@ -151,6 +179,8 @@ def reconcile_task() -> dict[str, int]:
     # After the commit, so every task finds its row re-queued.
     for question_id in report.requeued:
         app.send_task(ANSWER_QUESTION_TASK, kwargs={"question_id": question_id})
+    metrics.RECONCILER_ACTIONS.labels("requeued").inc(len(report.requeued))
+    metrics.RECONCILER_ACTIONS.labels("gave_up").inc(len(report.gave_up))
     for question_id in report.gave_up:
         _announce(resources, QuestionEventLog(resources.redis, question_id), question_id,
                   QuestionStatus.FAILED)  # fmt: skip

@@ -13,6 +13,7 @@ from api.deps import Services, ServicesDep
 from api.middleware import bearer_token, client_identity
 from shared.db import session_scope
 from shared.errors import STATUS_BY_CODE, BrokerUnavailable, IdempotencyConflict, QueueFull
+from shared.logs import request_id_var
 from shared.models import Question, QuestionStatus
 from shared.questions import (
     count_waiting,
@@ -102,7 +103,7 @@ def _submit(services: Services, body: AskRequest, idempotency_key: str | None) -
         return found, True
     # After the commit: the worker must find the row when it takes the task.
     try:
-        enqueue_answer(services.producer, question_id=question_id)
+        enqueue_answer(services.producer, question_id=question_id, request_id=request_id_var.get())
     except BrokerUnavailable as exc:
         # Accepted all the same: the reconciler queues it once the broker is back.
         logger.error("question %s stored but not queued: %s", question_id, exc.message)

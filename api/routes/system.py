@@ -2,9 +2,10 @@
 
 import asyncio
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from api.deps import Services, ServicesDep
 from shared import __version__
@@ -20,6 +21,17 @@ SERVICE_NAME = "AI Customer Support Assistant"
 def root() -> ServiceInfo:
     """What this service is."""
     return ServiceInfo(name=SERVICE_NAME, version=__version__, status="running")
+
+
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text."}},
+)
+def metrics(request: Request) -> Response:
+    """Prometheus metrics of this API process (workers serve theirs on WORKER_METRICS_PORT)."""
+    body = generate_latest(request.app.state.metrics_registry)
+    return Response(content=body, media_type=CONTENT_TYPE_LATEST)
 
 
 @router.get("/health", response_model=Health)

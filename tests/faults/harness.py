@@ -64,6 +64,7 @@ class Cluster:
             ask_wait_seconds=0,
             embedding_cache_dir=directory / "embeddings",
             knowledge_check_interval=3600,
+            worker_metrics_port=0,
             **overrides,
         )
         self.workers: list[WorkerProcess] = []
