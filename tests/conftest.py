@@ -149,6 +149,16 @@ def settings_env(settings: Settings) -> dict[str, str]:
     return env
 
 
+def stop_process(process: subprocess.Popen[bytes], *, grace: float = 20) -> None:
+    """SIGTERM, then SIGKILL after `grace` seconds."""
+    process.terminate()
+    try:
+        process.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 class WorkerProcess:
     """A real `celery worker` process, started and waited for until it answers pings."""
 
@@ -183,12 +193,7 @@ class WorkerProcess:
         raise TimeoutError(f"worker not ready:\n{self.log_path.read_text()[-3000:]}")
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop_process(self.process)
         self.producer.close()
         self._log.close()
 
@@ -263,12 +268,7 @@ class ApiProcess:
         raise TimeoutError("API not ready")
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop_process(self.process)
         self._log.close()
 
 

@@ -1,10 +1,12 @@
 """The one interface every model backend implements."""
 
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
+from shared.errors import LLMError
 from shared.knowledge import SearchHit
 
 TokenSink = Callable[[str], None]
@@ -79,3 +81,14 @@ class StreamCollector:
             first_token_ms=self.first_token_ms,
             generation_ms=(time.perf_counter() - self.started) * 1000,
         )
+
+
+def parse_json(text: str) -> dict[str, Any]:
+    """A backend's JSON object; anything else is the backend's error, not ours."""
+    try:
+        body = json.loads(text)
+    except ValueError as exc:
+        raise LLMError(f"the model backend answered with invalid JSON: {text[:200]}") from exc
+    if not isinstance(body, dict):
+        raise LLMError(f"the model backend answered with unexpected JSON: {text[:200]}")
+    return body

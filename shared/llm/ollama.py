@@ -1,13 +1,17 @@
 """Ollama's native HTTP API (`/api/chat` streaming NDJSON, `/api/tags`), errors mapped to ours."""
 
-import json
-from typing import Any
-
 import httpx
 
 from shared.errors import LLMError, LLMModelNotFound, LLMTimeout, LLMUnavailable
 from shared.knowledge import SearchHit
-from shared.llm.base import BackendStatus, Generation, StopGeneration, StreamCollector, TokenSink
+from shared.llm.base import (
+    BackendStatus,
+    Generation,
+    StopGeneration,
+    StreamCollector,
+    TokenSink,
+    parse_json,
+)
 from shared.llm.prompt import build_messages
 
 
@@ -50,7 +54,7 @@ class OllamaProvider:
                 for line in response.iter_lines():
                     if not line.strip():
                         continue
-                    chunk = _json(line)
+                    chunk = parse_json(line)
                     if "error" in chunk:
                         raise LLMError(f"Ollama failed while generating: {chunk['error']}")
                     collector.add(chunk.get("message", {}).get("content"))
@@ -84,7 +88,7 @@ class OllamaProvider:
         except httpx.TransportError as exc:
             raise LLMUnavailable(f"cannot reach Ollama at {self.host}: {exc}") from exc
         self._raise_for_status(response)
-        names = {model.get("name", "") for model in _json(response.text).get("models", [])}
+        names = {model.get("name", "") for model in parse_json(response.text).get("models", [])}
         wanted = self.model if ":" in self.model else f"{self.model}:latest"
         if self.model not in names and wanted not in names:
             raise self._model_not_found()
@@ -104,14 +108,6 @@ class OllamaProvider:
                 f"Ollama at {self.host} failed ({response.status_code}): {message}"
             )
         raise LLMError(f"Ollama rejected the request ({response.status_code}): {message}")
-
-
-def _json(text: str) -> dict[str, Any]:
-    try:
-        body: dict[str, Any] = json.loads(text)
-    except ValueError as exc:
-        raise LLMError(f"the model backend answered with invalid JSON: {text[:200]}") from exc
-    return body
 
 
 def _error_text(response: httpx.Response) -> str:

@@ -1,13 +1,17 @@
 """Any OpenAI-compatible chat endpoint: vLLM, llama.cpp's server, LM Studio, Ollama's `/v1`."""
 
-import json
-from typing import Any
-
 import httpx
 
 from shared.errors import LLMError, LLMModelNotFound, LLMTimeout, LLMUnavailable
 from shared.knowledge import SearchHit
-from shared.llm.base import BackendStatus, Generation, StopGeneration, StreamCollector, TokenSink
+from shared.llm.base import (
+    BackendStatus,
+    Generation,
+    StopGeneration,
+    StreamCollector,
+    TokenSink,
+    parse_json,
+)
 from shared.llm.prompt import build_messages
 
 
@@ -55,7 +59,7 @@ class OpenAIProvider:
                     data = line.removeprefix("data:").strip()
                     if data == "[DONE]":
                         break
-                    chunk = _json(data)
+                    chunk = parse_json(data)
                     model = chunk.get("model") or model
                     for choice in chunk.get("choices", []):
                         collector.add((choice.get("delta") or {}).get("content"))
@@ -74,7 +78,7 @@ class OpenAIProvider:
             return BackendStatus(ok=False, detail=f"cannot reach {self.base_url}: {exc}")
         if response.status_code >= 400:
             return BackendStatus(ok=False, detail=f"{self.base_url}/models: {response.status_code}")
-        served = {model.get("id") for model in _json(response.text).get("data", [])}
+        served = {model.get("id") for model in parse_json(response.text).get("data", [])}
         if served and self.model not in served:
             return BackendStatus(
                 ok=False,
@@ -92,11 +96,3 @@ class OpenAIProvider:
         if response.status_code in (408, 429) or response.status_code >= 500:
             raise LLMUnavailable(f"{self.base_url} failed ({response.status_code}): {message}")
         raise LLMError(f"{self.base_url} rejected the request ({response.status_code}): {message}")
-
-
-def _json(text: str) -> dict[str, Any]:
-    try:
-        body: dict[str, Any] = json.loads(text)
-    except ValueError as exc:
-        raise LLMError(f"the model backend answered with invalid JSON: {text[:200]}") from exc
-    return body

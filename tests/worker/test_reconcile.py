@@ -62,19 +62,25 @@ def test_question_accepted_while_the_broker_is_down_is_answered_later(
     assert question.enqueue_count == 2
 
 
+def _left_running(settings: Settings, text: str, *, attempts: int) -> str:
+    """A question its worker took long ago, and then died on."""
+    sessions = create_session_factory(create_db_engine(settings.database_url))
+    with session_scope(sessions) as session:
+        question_id = create_question(session=session, text=text, context_method="hybrid").id
+        long_ago = utcnow() - timedelta(seconds=settings.task_time_limit + 60)
+        session.execute(
+            update(Question)
+            .where(Question.id == question_id)
+            .values(status=QuestionStatus.RUNNING, started_at=long_ago, attempts=attempts)
+        )
+    return question_id
+
+
 def test_running_question_whose_worker_died_is_answered_again(
     reconciling: tuple[Settings, WorkerProcess],
 ) -> None:
     settings, worker = reconciling
-    sessions = create_session_factory(create_db_engine(settings.database_url))
-    with session_scope(sessions) as session:
-        question_id = create_question(session=session, text="Can I pay with PayPal?",
-                                      context_method="hybrid").id  # fmt: skip
-        long_ago = utcnow() - timedelta(seconds=settings.task_time_limit + 60)
-        session.execute(
-            update(Question).where(Question.id == question_id)
-            .values(status=QuestionStatus.RUNNING, started_at=long_ago, attempts=1)
-        )  # fmt: skip
+    question_id = _left_running(settings, "Can I pay with PayPal?", attempts=1)
     _reconcile(worker)
     question = _status(settings, question_id, until={QuestionStatus.COMPLETED})
     assert question.status is QuestionStatus.COMPLETED
@@ -85,15 +91,7 @@ def test_question_out_of_attempts_fails_with_gave_up(
     reconciling: tuple[Settings, WorkerProcess],
 ) -> None:
     settings, worker = reconciling
-    sessions = create_session_factory(create_db_engine(settings.database_url))
-    with session_scope(sessions) as session:
-        question_id = create_question(session=session, text="Is this hopeless?",
-                                      context_method="hybrid").id  # fmt: skip
-        long_ago = utcnow() - timedelta(seconds=settings.task_time_limit + 60)
-        session.execute(
-            update(Question).where(Question.id == question_id)
-            .values(status=QuestionStatus.RUNNING, started_at=long_ago, attempts=3)
-        )  # fmt: skip
+    question_id = _left_running(settings, "Is this hopeless?", attempts=3)
     _reconcile(worker)
     question = _status(settings, question_id, until={QuestionStatus.FAILED})
     assert question.status is QuestionStatus.FAILED
