@@ -188,9 +188,11 @@ async def ask(
         timeout=wait_seconds if enqueued else 0,
         load=lambda: run_in_threadpool(load_question, services, question_id),
     )
-    if question.status is QuestionStatus.FAILED:
+    # An asynchronous ask is answered 202 at once, even when a worker was quicker.
+    respond_async = wait_seconds <= 0 or not enqueued
+    if question.status is QuestionStatus.FAILED and not respond_async:
         return _failed(question)
-    if question.status is not QuestionStatus.COMPLETED:
+    if question.status is not QuestionStatus.COMPLETED or respond_async:
         reply = _accepted(request, services, question)
         if applied:
             reply.headers["Preference-Applied"] = ", ".join(applied)
