@@ -159,6 +159,7 @@ class KnowledgeStore:
         self.generation = generation
         self._lock = threading.Lock()
         self._fingerprint = _fingerprint(path)
+        self._generation = 0
         self._generation = self._read_generation()
         self._current = self._load()
         self._checked_at = time.monotonic()
@@ -248,4 +249,4 @@ class KnowledgeStore:
             return self.generation()
         except Exception:  # a missing Redis must not stop answering from the files
             logger.warning("cannot read the knowledge reload counter", exc_info=True)
-            return self._generation if hasattr(self, "_generation") else 0
+            return self._generation

@@ -72,7 +72,10 @@ def resolve_provider(settings: Settings, *, client: httpx.Client) -> ProviderNam
 
 def create_provider(settings: Settings, *, client: httpx.Client) -> LLMProvider:
     """Build the provider this process generates with (loading an embedded model here)."""
-    name = resolve_provider(settings, client=client)
+    return _build(resolve_provider(settings, client=client), settings, client)
+
+
+def _build(name: ProviderName, settings: Settings, client: httpx.Client) -> LLMProvider:
     if name is ProviderName.OLLAMA:
         return _ollama(settings, client)
     if name is ProviderName.OPENAI:
@@ -116,6 +119,7 @@ class EmbeddedBackend:
 
 def describe_backend(settings: Settings, *, client: httpx.Client) -> ModelBackend:
     """The configured backend as the API sees it: name, model and a status check, no model load."""
-    if resolve_provider(settings, client=client) is ProviderName.EMBEDDED:
+    name = resolve_provider(settings, client=client)
+    if name is ProviderName.EMBEDDED:
         return EmbeddedBackend(settings)
-    return create_provider(settings, client=client)
+    return _build(name, settings, client)
