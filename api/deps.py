@@ -12,7 +12,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.waiter import AnswerWaiter
-from shared.config import Settings
+from shared.core.config import Settings
 from shared.knowledge import KnowledgeStore
 from shared.llm import ModelBackend
 

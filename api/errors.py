@@ -7,7 +7,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from shared.errors import AppError
+from shared.core.errors import AppError
 
 logger = logging.getLogger(__name__)
 

@@ -17,13 +17,13 @@ from api.middleware import AccessControl, BodySizeLimit, RequestContext
 from api.routes import knowledge, questions, streams, system
 from api.waiter import AnswerWaiter
 from shared import __version__
-from shared.config import Settings, get_settings
-from shared.db import create_db_engine, create_session_factory
+from shared.core.config import Settings, get_settings
+from shared.core.db import create_db_engine, create_session_factory
+from shared.core.logs import configure_logging
+from shared.core.queue import create_producer
 from shared.knowledge import KnowledgeStore
+from shared.knowledge.store import knowledge_generation
 from shared.llm import create_http_client, describe_backend
-from shared.logs import configure_logging
-from shared.notifications import knowledge_generation
-from shared.queue import create_producer
 
 logger = logging.getLogger(__name__)
 

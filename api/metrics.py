@@ -10,8 +10,8 @@ from sqlalchemy import func, select
 
 from api.deps import Services
 from api.middleware import ASGIApp, Message, Receive, Scope, Send
-from shared.db import session_scope
-from shared.models import Question, QuestionStatus
+from shared.core.db import session_scope
+from shared.questions.models import Question, QuestionStatus
 
 
 class HttpMetrics:

@@ -13,8 +13,8 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from shared.config import Settings
-from shared.logs import request_id_var
+from shared.core.config import Settings
+from shared.core.logs import request_id_var
 
 logger = logging.getLogger(__name__)
 

@@ -9,8 +9,8 @@ from collections.abc import Awaitable, Callable
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from shared.models import TERMINAL_STATUSES, Question
-from shared.notifications import QUESTION_EVENTS_CHANNEL, QuestionEvent
+from shared.core.events import QUESTION_EVENTS_CHANNEL, QuestionEvent
+from shared.questions.models import TERMINAL_STATUSES, Question
 
 logger = logging.getLogger(__name__)
 

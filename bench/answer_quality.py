@@ -16,9 +16,9 @@ import sys
 import time
 from pathlib import Path
 
-from shared.answering import AnswerAction, answer_question
-from shared.config import ProviderName, Settings
-from shared.grounding import Grounding
+from shared.answering.engine import AnswerAction, answer_question
+from shared.answering.grounding import Grounding
+from shared.core.config import ProviderName, Settings
 from shared.knowledge import KnowledgeStore
 from shared.llm import create_http_client, create_provider
 

@@ -15,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from shared.config import Settings
+from shared.core.config import Settings
 from shared.knowledge import KnowledgeStore
 
 TOPICS = ["order", "refund", "parcel", "delivery", "invoice", "password", "account", "voucher"]

@@ -4,9 +4,10 @@ from logging.config import fileConfig
 
 from alembic import context
 
-from shared.config import get_settings
-from shared.db import create_db_engine
-from shared.models import Base
+# Every domain's models, so that their tables are on Base.metadata.
+import shared.questions.models  # noqa: F401
+from shared.core.config import get_settings
+from shared.core.db import Base, create_db_engine
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logger", True):

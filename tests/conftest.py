@@ -19,10 +19,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, make_url, text
 
 from api.main import create_app
-from shared.config import PROJECT_ROOT, ProviderName, Settings
-from shared.db import create_db_engine, create_session_factory
-from shared.launcher import free_port, redis_server_binary, wait_for_redis
-from shared.queue import create_producer
+from shared.cli.launcher import free_port, redis_server_binary, wait_for_redis
+from shared.core.config import PROJECT_ROOT, ProviderName, Settings
+from shared.core.db import create_db_engine, create_session_factory
+from shared.core.queue import create_producer
 
 EVAL_DIR = PROJECT_ROOT.parent / "shared" / "eval"
 

@@ -17,8 +17,8 @@ import httpx
 import pytest
 import yaml
 
-from shared.config import PROJECT_ROOT
-from shared.launcher import free_port, redis_server_binary, wait_for_redis
+from shared.cli.launcher import free_port, redis_server_binary, wait_for_redis
+from shared.core.config import PROJECT_ROOT
 from shared.llm.embedded import embedded_available
 
 DOCKERFILES = ["Dockerfile.api", "Dockerfile.worker"]

@@ -5,8 +5,8 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import inspect
 
-from shared.config import PROJECT_ROOT
-from shared.db import create_db_engine
+from shared.core.config import PROJECT_ROOT
+from shared.core.db import create_db_engine
 from tests.conftest import BACKENDS, empty_database
 
 

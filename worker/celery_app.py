@@ -20,14 +20,14 @@ from celery.signals import (
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from shared.config import Settings, get_settings
-from shared.db import create_db_engine, create_session_factory
+from shared.core.config import Settings, get_settings
+from shared.core.db import create_db_engine, create_session_factory
+from shared.core.logs import configure_logging, question_id_var, request_id_var
+from shared.core.queue import celery_config
 from shared.knowledge import KnowledgeStore
+from shared.knowledge.store import knowledge_generation
 from shared.llm import LLMProvider, create_http_client, create_provider
-from shared.logs import configure_logging, question_id_var, request_id_var
-from shared.metrics import process_exited, serve_worker_metrics
-from shared.notifications import knowledge_generation
-from shared.queue import celery_config
+from worker.metrics import process_exited, serve_worker_metrics
 
 logger = logging.getLogger(__name__)
 

@@ -6,19 +6,19 @@ import random
 from celery import Task
 from celery.exceptions import SoftTimeLimitExceeded
 
-from shared import metrics
-from shared.answering import Answer, AnswerAction, answer_question
-from shared.db import session_scope
-from shared.errors import AppError, LLMError, LLMTimeout
-from shared.models import QuestionStatus
-from shared.notifications import QuestionEvent, QuestionEventLog, publish_question_event
-from shared.questions import (
+from shared.answering.engine import Answer, AnswerAction, answer_question
+from shared.core.db import session_scope
+from shared.core.errors import AppError, LLMError, LLMTimeout
+from shared.core.events import QuestionEvent, QuestionEventLog, publish_question_event
+from shared.core.queue import ANSWER_QUESTION_TASK, RECONCILE_TASK
+from shared.questions.models import QuestionStatus
+from shared.questions.service import (
     claim_question,
     complete_question,
     fail_question,
     reconcile_questions,
 )
-from shared.queue import ANSWER_QUESTION_TASK, RECONCILE_TASK
+from worker import metrics
 from worker.celery_app import WorkerResources, app, get_resources
 
 logger = logging.getLogger(__name__)

@@ -4,8 +4,8 @@ from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
 
 from api.deps import Services, ServicesDep
-from shared.notifications import force_knowledge_reload
-from shared.schemas import KnowledgeInfo
+from shared.knowledge.schemas import KnowledgeInfo
+from shared.knowledge.store import force_knowledge_reload
 
 router = APIRouter(prefix="/knowledge", tags=["knowledge"])
 

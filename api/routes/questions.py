@@ -11,29 +11,28 @@ from sqlalchemy.orm import Session
 
 from api.deps import Services, ServicesDep
 from api.middleware import bearer_token, client_identity
-from shared.db import session_scope
-from shared.errors import STATUS_BY_CODE, BrokerUnavailable, IdempotencyConflict, QueueFull
-from shared.logs import request_id_var
-from shared.models import Question, QuestionStatus
-from shared.questions import (
+from shared.core.db import session_scope
+from shared.core.errors import STATUS_BY_CODE, BrokerUnavailable, IdempotencyConflict, QueueFull
+from shared.core.logs import request_id_var
+from shared.core.queue import enqueue_answer
+from shared.core.schemas import ErrorDetail, ErrorResponse
+from shared.questions.models import Question, QuestionStatus
+from shared.questions.schemas import (
+    AcceptedResponse,
+    AnswerErrorResponse,
+    AnswerResponse,
+    AskRequest,
+    HistoryResponse,
+    Links,
+    QuestionRecord,
+)
+from shared.questions.service import (
     count_waiting,
     create_question,
     find_by_idempotency_key,
     get_question,
     list_history,
     mark_enqueue_failed,
-)
-from shared.queue import enqueue_answer
-from shared.schemas import (
-    AcceptedResponse,
-    AnswerErrorResponse,
-    AnswerResponse,
-    AskRequest,
-    ErrorDetail,
-    ErrorResponse,
-    HistoryResponse,
-    Links,
-    QuestionRecord,
 )
 
 logger = logging.getLogger(__name__)

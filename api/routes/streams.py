@@ -12,9 +12,10 @@ from redis.exceptions import RedisError
 
 from api.deps import Services, ServicesDep
 from api.routes.questions import load_question, question_url
-from shared.models import Question, QuestionStatus
-from shared.notifications import event_log_key
-from shared.schemas import ErrorResponse, QuestionRecord
+from shared.core.events import event_log_key
+from shared.core.schemas import ErrorResponse
+from shared.questions.models import Question, QuestionStatus
+from shared.questions.schemas import QuestionRecord
 
 router = APIRouter(tags=["questions"])
 

@@ -9,8 +9,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from api.deps import Services, ServicesDep
 from shared import __version__
-from shared.db import ping
-from shared.schemas import CheckResult, Health, Readiness, ServiceInfo
+from shared.core.db import ping
+from shared.system.schemas import CheckResult, Health, Readiness, ServiceInfo
 
 router = APIRouter(tags=["system"])
 

@@ -18,7 +18,7 @@ import httpx
 import numpy as np
 import numpy.typing as npt
 
-from shared.errors import LLMError, LLMUnavailable
+from shared.core.errors import LLMError, LLMUnavailable
 
 logger = logging.getLogger(__name__)
 

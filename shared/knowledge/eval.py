@@ -20,7 +20,7 @@ import numpy as np
 import numpy.typing as npt
 from tqdm import tqdm
 
-from shared.config import get_settings
+from shared.core.config import get_settings
 from shared.knowledge import KnowledgeBase, RetrievalMethod, create_embedder
 from shared.knowledge.embeddings import EmbeddingCache
 from shared.knowledge.loader import EntryKind, load_entries

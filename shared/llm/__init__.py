@@ -5,8 +5,8 @@ import os
 
 import httpx
 
-from shared.config import ProviderName, Settings
-from shared.errors import LLMError
+from shared.core.config import ProviderName, Settings
+from shared.core.errors import LLMError
 from shared.llm.base import (
     BackendStatus,
     Generation,

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from shared.errors import LLMError
+from shared.core.errors import LLMError
 from shared.knowledge import SearchHit
 
 TokenSink = Callable[[str], None]

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from shared.errors import LLMError, LLMUnavailable
+from shared.core.errors import LLMError, LLMUnavailable
 from shared.knowledge import SearchHit
 from shared.llm.base import BackendStatus, Generation, StopGeneration, StreamCollector, TokenSink
 from shared.llm.prompt import COMPLETION_STOPS, build_completion_prompt

@@ -2,7 +2,7 @@
 
 import httpx
 
-from shared.errors import LLMError, LLMModelNotFound, LLMTimeout, LLMUnavailable
+from shared.core.errors import LLMError, LLMModelNotFound, LLMTimeout, LLMUnavailable
 from shared.knowledge import SearchHit
 from shared.llm.base import (
     BackendStatus,

@@ -6,7 +6,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.main import create_app
-from shared.config import Settings
+from shared.core.config import Settings
 from tests.conftest import WorkerProcess
 
 pytestmark = pytest.mark.integration

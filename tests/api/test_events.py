@@ -9,9 +9,9 @@ import httpx
 import pytest
 import redis
 
-from shared.config import ProviderName, Settings
+from shared.core.config import ProviderName, Settings
+from shared.core.events import QuestionEventLog
 from shared.llm.embedded import embedded_available
-from shared.notifications import QuestionEventLog
 from tests.conftest import ApiProcess, StartWorker
 
 pytestmark = pytest.mark.integration

@@ -7,8 +7,8 @@ import uuid
 import httpx
 import pytest
 
-from shared.config import Settings
-from shared.launcher import free_port
+from shared.cli.launcher import free_port
+from shared.core.config import Settings
 from tests.api.test_events import StartApi
 from tests.conftest import StartWorker
 

@@ -7,7 +7,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import positive_data_acceptance
 
-from shared.config import Settings
+from shared.core.config import Settings
 from tests.api.test_events import StartApi
 from tests.conftest import StartWorker
 

@@ -7,8 +7,8 @@ import fakeredis
 import pytest
 
 from api.waiter import AnswerWaiter
-from shared.models import QuestionStatus
-from shared.notifications import QuestionEvent, publish_question_event
+from shared.core.events import QuestionEvent, publish_question_event
+from shared.questions.models import QuestionStatus
 
 
 @dataclass

@@ -14,10 +14,10 @@ from pathlib import Path
 import httpx
 from sqlalchemy import func, select
 
-from shared.config import PROJECT_ROOT, ProviderName, Settings
-from shared.db import create_db_engine, create_session_factory, session_scope
-from shared.launcher import free_port, redis_server_binary, wait_for_redis
-from shared.models import TERMINAL_STATUSES, Question, QuestionStatus
+from shared.cli.launcher import free_port, redis_server_binary, wait_for_redis
+from shared.core.config import PROJECT_ROOT, ProviderName, Settings
+from shared.core.db import create_db_engine, create_session_factory, session_scope
+from shared.questions.models import TERMINAL_STATUSES, Question, QuestionStatus
 from tests.conftest import ApiProcess, WorkerProcess, migrate, settings_env
 
 QUESTIONS = [

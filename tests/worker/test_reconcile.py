@@ -9,12 +9,12 @@ from fastapi.testclient import TestClient
 from sqlalchemy import update
 
 from api.main import create_app
-from shared.config import Settings
-from shared.db import create_db_engine, create_session_factory, session_scope
-from shared.launcher import free_port
-from shared.models import Question, QuestionStatus, utcnow
-from shared.questions import create_question, get_question
-from shared.queue import RECONCILE_TASK
+from shared.cli.launcher import free_port
+from shared.core.config import Settings
+from shared.core.db import create_db_engine, create_session_factory, session_scope
+from shared.core.queue import RECONCILE_TASK
+from shared.questions.models import Question, QuestionStatus, utcnow
+from shared.questions.service import create_question, get_question
 from tests.conftest import StartWorker, WorkerProcess
 
 pytestmark = pytest.mark.integration

@@ -8,9 +8,9 @@ import redis
 from fastapi.testclient import TestClient
 
 from api.main import create_app
-from shared.config import ProviderName, Settings
-from shared.launcher import free_port
-from shared.queue import ANSWER_QUESTION_TASK
+from shared.cli.launcher import free_port
+from shared.core.config import ProviderName, Settings
+from shared.core.queue import ANSWER_QUESTION_TASK
 from tests.conftest import StartWorker, WorkerProcess
 
 pytestmark = pytest.mark.integration

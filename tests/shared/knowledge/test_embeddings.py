@@ -5,7 +5,7 @@ import httpx
 import numpy as np
 import pytest
 
-from shared.errors import LLMError, LLMUnavailable
+from shared.core.errors import LLMError, LLMUnavailable
 from shared.knowledge.embeddings import EmbeddingCache, MiniLMEmbedder, OllamaEmbedder
 
 

@@ -3,6 +3,7 @@ from pathlib import Path
 import pytest
 
 from shared.knowledge import KnowledgeBase
+from shared.core.config import PROJECT_ROOT
 from shared.knowledge.loader import (
     EntryKind,
     content_version,
@@ -96,7 +97,7 @@ def test_missing_knowledge_path_is_an_error(tmp_path: Path) -> None:
 
 
 def test_default_knowledge_base_covers_the_original_topics() -> None:
-    base = KnowledgeBase.load(Path(__file__).parents[3] / "knowledge")
+    base = KnowledgeBase.load(PROJECT_ROOT / "knowledge")
     questions = " ".join(e.question.lower() for e in base.entries)
     for topic in ("refund", "contact", "payment", "shipping take", "warrant", "track",
                   "cancel", "internationally", "privacy", "create an account"):  # fmt: skip

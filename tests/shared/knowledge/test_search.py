@@ -2,10 +2,11 @@ import os
 import time
 from pathlib import Path
 
+from shared.core.config import PROJECT_ROOT
 from shared.knowledge import KnowledgeBase, KnowledgeStore
 from shared.knowledge.search import HybridIndex
 
-KNOWLEDGE = Path(__file__).parents[3] / "knowledge"
+KNOWLEDGE = PROJECT_ROOT / "knowledge"
 
 
 def test_ranks_the_matching_entry_first() -> None:

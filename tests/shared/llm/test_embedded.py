@@ -1,22 +1,21 @@
 """Real generation: Gemma 3 270M through llama.cpp in this process (slow: loads a real model)."""
 
 import json
-from pathlib import Path
 
 import pytest
 
-from shared.answering import AnswerAction, answer_question
-from shared.config import Settings
-from shared.grounding import Grounding
+from shared.answering.engine import AnswerAction, answer_question
+from shared.answering.grounding import Grounding
+from shared.core.config import PROJECT_ROOT, Settings
 from shared.knowledge import KnowledgeBase, KnowledgeStore
 from shared.llm.embedded import EmbeddedProvider, embedded_available
-from tests.shared.test_answering import _leaks
+from tests.shared.answering.test_engine import _leaks
 
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(not embedded_available(), reason="llama-cpp-python is not installed"),
 ]
-DATA = Path(__file__).parents[2] / "data"
+DATA = PROJECT_ROOT / "tests" / "data"
 SETTINGS = Settings(_env_file=None, embedding_cache_dir=None)  # type: ignore[call-arg]
 
 

@@ -2,19 +2,18 @@
 
 import json
 from collections.abc import Callable
-from pathlib import Path
 
 import httpx
 import pytest
 
-from shared.config import Settings
-from shared.errors import LLMError, LLMModelNotFound, LLMTimeout, LLMUnavailable
+from shared.core.config import PROJECT_ROOT, Settings
+from shared.core.errors import LLMError, LLMModelNotFound, LLMTimeout, LLMUnavailable
 from shared.knowledge import KnowledgeBase, SearchHit
 from shared.llm import StopGeneration, create_provider, resolve_provider
 from shared.llm.ollama import OllamaProvider
 
 HOST = "http://ollama.test:11434"
-KNOWLEDGE = Path(__file__).parents[3] / "knowledge"
+KNOWLEDGE = PROJECT_ROOT / "knowledge"
 TAGS = {"models": [{"name": "mistral:latest", "model": "mistral:latest", "size": 4109865159}]}
 
 

@@ -5,18 +5,18 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 
-from shared.errors import LLMError, LLMModelNotFound, LLMUnavailable
+from shared.cli.launcher import free_port
+from shared.core.config import PROJECT_ROOT
+from shared.core.errors import LLMError, LLMModelNotFound, LLMUnavailable
 from shared.knowledge import KnowledgeBase
-from shared.launcher import free_port
 from shared.llm.embedded import default_model_path, embedded_available
 from shared.llm.openai import OpenAIProvider
 
-KNOWLEDGE = Path(__file__).parents[3] / "knowledge"
+KNOWLEDGE = PROJECT_ROOT / "knowledge"
 
 
 def _context():  # type: ignore[no-untyped-def]

@@ -1,10 +1,9 @@
-from pathlib import Path
-
+from shared.core.config import PROJECT_ROOT
 from shared.knowledge import KnowledgeBase
 from shared.llm.extractive import ExtractiveProvider
 from shared.llm.prompt import build_messages
 
-KNOWLEDGE = Path(__file__).parents[3] / "knowledge"
+KNOWLEDGE = PROJECT_ROOT / "knowledge"
 
 
 def test_prompt_holds_the_entries_with_ids_and_keeps_the_question_as_user_text() -> None:

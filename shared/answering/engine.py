@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from shared.config import Settings
-from shared.grounding import GatedStream, Grounding, strip_citations
+from shared.answering.grounding import GatedStream, Grounding, strip_citations
+from shared.core.config import Settings
 from shared.knowledge import KnowledgeBase, RetrievalMethod, SearchHit
 from shared.llm import LLMProvider, TokenSink
 from shared.llm.extractive import quote_entry

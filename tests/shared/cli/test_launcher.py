@@ -11,8 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from shared.config import PROJECT_ROOT
-from shared.launcher import free_port
+from shared.cli.launcher import free_port
+from shared.core.config import PROJECT_ROOT
 
 pytestmark = pytest.mark.integration
 
@@ -66,7 +66,7 @@ def test_run_answers_over_http_and_ctrl_c_leaves_nothing_behind(tmp_path: Path) 
         WORKER_CONCURRENCY="1",
     )
     launcher = subprocess.Popen(
-        [sys.executable, "-m", "shared.launcher"], env=env, cwd=PROJECT_ROOT,
+        [sys.executable, "-m", "shared.cli.launcher"], env=env, cwd=PROJECT_ROOT,
         stdout=(tmp_path / "run.log").open("wb"), stderr=subprocess.STDOUT,
     )  # fmt: skip
     base = f"http://127.0.0.1:{api_port}/api/v1"
@@ -105,8 +105,8 @@ def test_run_answers_over_http_and_ctrl_c_leaves_nothing_behind(tmp_path: Path) 
 
 
 def test_flower_beyond_loopback_needs_credentials() -> None:
-    from shared.config import Settings
-    from shared.launcher import check_flower_access
+    from shared.cli.launcher import check_flower_access
+    from shared.core.config import Settings
 
     open_flower = Settings(_env_file=None, flower_host="0.0.0.0")  # type: ignore[call-arg]
     with pytest.raises(SystemExit, match="FLOWER_BASIC_AUTH"):

@@ -3,11 +3,11 @@ from datetime import timedelta
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from shared.answering import Answer, AnswerAction
-from shared.db import session_scope
-from shared.errors import QuestionNotFound
-from shared.models import QuestionStatus, utcnow
-from shared.questions import (
+from shared.answering.engine import Answer, AnswerAction
+from shared.core.db import session_scope
+from shared.core.errors import QuestionNotFound
+from shared.questions.models import QuestionStatus, utcnow
+from shared.questions.service import (
     claim_question,
     complete_question,
     create_question,

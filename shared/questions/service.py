@@ -7,9 +7,10 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from shared.answering import Answer
-from shared.errors import QuestionNotFound
-from shared.models import TERMINAL_STATUSES, Question, QuestionStatus, utcnow
+from shared.answering.engine import Answer
+from shared.core.db import utcnow
+from shared.core.errors import QuestionNotFound
+from shared.questions.models import TERMINAL_STATUSES, Question, QuestionStatus
 
 
 def create_question(

@@ -1,6 +1,6 @@
 import re
 
-from shared.config import PROJECT_ROOT, Settings
+from shared.core.config import PROJECT_ROOT, Settings
 
 
 def test_env_example_lists_every_setting() -> None:

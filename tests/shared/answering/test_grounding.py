@@ -1,19 +1,18 @@
-from pathlib import Path
-
 import pytest
 
-from shared.grounding import (
+from shared.answering.grounding import (
     GatedStream,
     Grounding,
     clean_output,
     invents_turn,
     strip_citations,
 )
+from shared.core.config import PROJECT_ROOT
 from shared.knowledge import KnowledgeBase, SearchHit
 from shared.llm import StopGeneration
 from shared.llm.prompt import SYSTEM_PROMPT
 
-KNOWLEDGE = Path(__file__).parents[2] / "knowledge"
+KNOWLEDGE = PROJECT_ROOT / "knowledge"
 
 
 def _grounding(question: str = "What is your refund policy?") -> Grounding:

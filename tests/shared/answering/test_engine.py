@@ -2,19 +2,18 @@
 
 import json
 from collections.abc import Callable
-from pathlib import Path
 
 import httpx
 import pytest
 
-from shared.answering import AnswerAction, answer_question
-from shared.config import Settings
-from shared.grounding import ECHO_WORDS
+from shared.answering.engine import AnswerAction, answer_question
+from shared.answering.grounding import ECHO_WORDS
+from shared.core.config import PROJECT_ROOT, Settings
 from shared.knowledge import KnowledgeBase, KnowledgeStore
 from shared.llm.ollama import OllamaProvider
 from shared.llm.prompt import FEW_SHOT_EXAMPLES, SYSTEM_PROMPT
 
-DATA = Path(__file__).parents[1] / "data"
+DATA = PROJECT_ROOT / "tests" / "data"
 SETTINGS = Settings(_env_file=None, embedding_cache_dir=None)  # type: ignore[call-arg]
 
 

@@ -76,17 +76,3 @@ class QuestionEventLog:
 
     def status(self, status: str) -> None:
         self.append("status", {"status": status})
-
-
-KNOWLEDGE_GENERATION_KEY = "support-assistant:knowledge:generation"
-
-
-def knowledge_generation(client: redis.Redis) -> int:
-    """The counter every process compares to see whether a reload was forced elsewhere."""
-    value = client.get(KNOWLEDGE_GENERATION_KEY)
-    return int(value) if value is not None else 0
-
-
-def force_knowledge_reload(client: redis.Redis) -> int:
-    """Ask every process to re-read the knowledge base at its next check."""
-    return int(client.incr(KNOWLEDGE_GENERATION_KEY))

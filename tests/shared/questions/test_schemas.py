@@ -1,7 +1,7 @@
 import pytest
 from pydantic import ValidationError
 
-from shared.schemas import AskRequest
+from shared.questions.schemas import AskRequest
 
 
 def test_question_is_stripped() -> None:

@@ -6,8 +6,8 @@ from celery import Celery
 from kombu.exceptions import KombuError
 from redis.exceptions import RedisError
 
-from shared.config import Settings
-from shared.errors import BrokerUnavailable
+from shared.core.config import Settings
+from shared.core.errors import BrokerUnavailable
 
 ANSWER_QUESTION_TASK = "questions.answer"
 RECONCILE_TASK = "questions.reconcile"

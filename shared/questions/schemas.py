@@ -1,4 +1,4 @@
-"""Request and response bodies of the HTTP API."""
+"""Request and response bodies of asking and following questions."""
 
 import unicodedata
 from datetime import datetime
@@ -6,7 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
 
-from shared.models import Question, QuestionStatus
+from shared.core.schemas import ErrorDetail, ErrorResponse
+from shared.questions.models import Question, QuestionStatus
 
 MIN_QUESTION_LENGTH = 3
 MAX_QUESTION_LENGTH = 2000
@@ -53,15 +54,6 @@ class Source(BaseModel):
 class Links(BaseModel):
     self: str
     events: str | None = None
-
-
-class ErrorDetail(BaseModel):
-    code: str
-    message: str
-
-
-class ErrorResponse(BaseModel):
-    error: ErrorDetail
 
 
 class AnswerErrorResponse(ErrorResponse):
@@ -193,35 +185,3 @@ class HistoryResponse(BaseModel):
             for q in questions
         ]
         return cls(entries=entries, count=len(entries), total=total)
-
-
-class ServiceInfo(BaseModel):
-    name: str
-    version: str
-    status: str
-
-
-class Health(BaseModel):
-    status: Literal["ok"]
-
-
-class CheckResult(BaseModel):
-    ok: bool
-    detail: str
-
-
-class Readiness(BaseModel):
-    status: Literal["ready", "not_ready"]
-    provider: str
-    model: str
-    checks: dict[str, CheckResult]
-
-    @property
-    def ok(self) -> bool:
-        return all(check.ok for check in self.checks.values())
-
-
-class KnowledgeInfo(BaseModel):
-    version: str
-    entries: int
-    path: str

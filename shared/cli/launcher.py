@@ -16,8 +16,8 @@ from types import FrameType
 
 import redis
 
-from shared.config import PROJECT_ROOT, Settings, get_settings
-from shared.logs import configure_logging
+from shared.core.config import PROJECT_ROOT, Settings, get_settings
+from shared.core.logs import configure_logging
 
 logger = logging.getLogger("support_assistant.launcher")
 RUN_DIR = PROJECT_ROOT / ".run"

@@ -15,10 +15,10 @@ from typing import Any
 
 import httpx
 
-from shared.config import get_settings
+from shared.cli.launcher import commands
+from shared.cli.launcher import run as run_everything
+from shared.core.config import get_settings
 from shared.knowledge import eval as knowledge_eval
-from shared.launcher import commands
-from shared.launcher import run as run_everything
 
 
 def _client(args: argparse.Namespace) -> httpx.Client:

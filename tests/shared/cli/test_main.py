@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.config import Settings
+from shared.core.config import Settings
 from tests.api.test_events import StartApi
 from tests.conftest import StartWorker
 
