@@ -14,7 +14,6 @@ from sqlalchemy.orm import Session, sessionmaker
 from api.waiter import AnswerWaiter
 from shared.core.config import Settings
 from shared.knowledge import KnowledgeStore
-from shared.llm import ModelBackend
 
 
 @dataclass
@@ -26,7 +25,6 @@ class Services:
     sync_redis: SyncRedis
     producer: Celery
     http: httpx.Client
-    backend: ModelBackend
     knowledge: KnowledgeStore
     waiter: AnswerWaiter
 

@@ -20,7 +20,9 @@ def error_response(status_code: int, code: str, message: str, **extra: object) -
 
 async def _app_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, AppError)
-    response = error_response(exc.status_code, exc.code, exc.message)
+    if exc.client_message != exc.message:
+        logger.warning("%s: %s", exc.code, exc.message)
+    response = error_response(exc.status_code, exc.code, exc.client_message)
     response.headers.update(exc.headers or {})
     return response
 

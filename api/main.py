@@ -20,10 +20,11 @@ from shared import __version__
 from shared.core.config import Settings, get_settings
 from shared.core.db import create_db_engine, create_session_factory
 from shared.core.logs import configure_logging
+from shared.core.network import is_loopback
 from shared.core.queue import create_producer
 from shared.knowledge import KnowledgeStore
 from shared.knowledge.store import knowledge_generation
-from shared.llm import create_http_client, describe_backend
+from shared.llm import create_http_client
 
 logger = logging.getLogger(__name__)
 
@@ -52,12 +53,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         sync_redis=sync_redis,
         producer=create_producer(settings),
         http=http,
-        backend=describe_backend(settings, client=http),
         knowledge=knowledge,
         waiter=waiter,
-    )
-    logger.info(
-        "model backend: provider=%s model=%s", services.backend.name, services.backend.model
     )
     await waiter.start()
     app.state.services = services
@@ -72,9 +69,20 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine.dispose()
 
 
+def check_exposure(settings: Settings) -> None:
+    """Refuse to serve beyond loopback without API keys, unless explicitly allowed."""
+    if settings.api_key_list or settings.allow_unauthenticated or is_loopback(settings.api_host):
+        return
+    raise SystemExit(
+        f"API_HOST={settings.api_host} is reachable from other machines and API_KEYS is empty: "
+        "set API_KEYS (or ALLOW_UNAUTHENTICATED=true if something else guards the port)"
+    )
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(settings.log_level, settings.log_format)
+    check_exposure(settings)
     app = FastAPI(
         title="Support Assistant",
         version=__version__,
@@ -87,7 +95,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     registry.register(QuestionCollector(lambda: app.state.services))
     app.state.metrics_registry = registry
     install_error_handlers(app)
-    app.add_middleware(AccessControl, settings=settings, redis=lambda: app.state.services.redis)
+    app.add_middleware(
+        AccessControl,
+        settings=settings,
+        redis=lambda: app.state.services.redis,
+        open_paths={"/health", f"{settings.api_prefix}/health"},
+    )
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(HttpMetrics, registry=registry)
     app.add_middleware(RequestContext)

@@ -84,7 +84,7 @@ class QuestionCollector(Collector):
         depth = GaugeMetricFamily("support_queue_depth", "Tasks waiting in the broker queue.")
         try:
             queue = services.settings.celery_queue
-            depth.add_metric([], float(services.sync_redis.llen(queue)))  # type: ignore[arg-type]
+            depth.add_metric([], float(services.sync_redis.llen(queue)))
         except Exception:  # the broker is down: no figure rather than a failed scrape
             return
         yield depth

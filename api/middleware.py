@@ -24,7 +24,6 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-OPEN_PATHS = ("/health",)  # liveness probes never need a key
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
@@ -133,7 +132,8 @@ def client_identity(scope: Scope, api_key: str | None) -> str:
 def bearer_token(scope: Scope) -> str | None:
     for name, value in scope.get("headers", []):
         if name == b"authorization":
-            scheme, _, token = value.decode("latin-1").partition(" ")
+            header: str = value.decode("latin-1")
+            scheme, _, token = header.partition(" ")
             if scheme.lower() == "bearer" and token.strip():
                 return token.strip()
     return None
@@ -142,14 +142,22 @@ def bearer_token(scope: Scope) -> str | None:
 class AccessControl:
     """API keys (when configured) and a per-client rate limit shared through Redis."""
 
-    def __init__(self, app: ASGIApp, *, settings: Settings, redis: Callable[[], Redis]) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        settings: Settings,
+        redis: Callable[[], Redis],
+        open_paths: set[str],
+    ) -> None:
         self.app = app
+        self.open_paths = open_paths  # liveness probes never need a key
         self.keys = [key.encode() for key in settings.api_key_list]
         self.limit = settings.rate_limit_per_minute
         self.redis = redis
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"].endswith(OPEN_PATHS):
+        if scope["type"] != "http" or scope["path"] in self.open_paths:
             await self.app(scope, receive, send)
             return
         token = bearer_token(scope)

@@ -102,4 +102,4 @@ class AnswerWaiter:
                 await asyncio.sleep(self.reconnect_delay)
             finally:
                 with contextlib.suppress(RedisError, OSError):
-                    await pubsub.aclose()
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]

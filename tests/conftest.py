@@ -1,4 +1,8 @@
-"""Real-service fixtures: a Redis server, migrated databases, Celery worker processes, the API."""
+"""Real-service fixtures: a Redis server, migrated databases, Celery worker processes, the API.
+
+Under `CI=true` a test that would skip for a missing part (PostgreSQL, llama.cpp, docker-compose,
+hadolint, the evaluation data) fails instead: CI proves every part, not the ones that happen to
+be installed."""
 
 import os
 import subprocess
@@ -23,8 +27,31 @@ from shared.cli.launcher import free_port, redis_server_binary, wait_for_redis
 from shared.core.config import PROJECT_ROOT, ProviderName, Settings
 from shared.core.db import create_db_engine, create_session_factory
 from shared.core.queue import create_producer
+from tests.support.processes import kill_all, spawn, stop
 
-EVAL_DIR = PROJECT_ROOT.parent / "shared" / "eval"
+EVAL_DIR = Path(os.environ.get("SUPPORT_EVAL_DIR") or PROJECT_ROOT.parent / "shared" / "eval")
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def _fail_skips_in_ci(report: pytest.TestReport | pytest.CollectReport) -> None:
+    if IN_CI and report.skipped and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
+        report.outcome = "failed"
+        report.longrepr = f"skipped under CI=true, where every part must be present: {reason}"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
+    outcome = yield
+    _fail_skips_in_ci(outcome.get_result())
+
+
+def pytest_collectreport(report: pytest.CollectReport) -> None:
+    _fail_skips_in_ci(report)
+
+
+def pytest_sessionfinish() -> None:
+    kill_all()
 
 
 def migrate(database_url: str) -> None:
@@ -53,7 +80,7 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             yield url
             return
     port = free_port()
-    server = subprocess.Popen(
+    server = spawn(
         [redis_server_binary(), "--bind", "127.0.0.1", "--port", str(port), "--save", "",
          "--appendonly", "no", "--dir", str(tmp_path_factory.mktemp("redis"))],
         stdout=subprocess.DEVNULL,
@@ -63,8 +90,7 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         wait_for_redis(url, timeout=10)
         yield url
     finally:
-        server.terminate()
-        server.wait(timeout=10)
+        stop(server, grace=10)
 
 
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL")
@@ -149,16 +175,6 @@ def settings_env(settings: Settings) -> dict[str, str]:
     return env
 
 
-def stop_process(process: subprocess.Popen[bytes], *, grace: float = 20) -> None:
-    """SIGTERM, then SIGKILL after `grace` seconds."""
-    process.terminate()
-    try:
-        process.wait(timeout=grace)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-
-
 class WorkerProcess:
     """A real `celery worker` process, started and waited for until it answers pings."""
 
@@ -174,12 +190,12 @@ class WorkerProcess:
         self.name = f"test-{uuid.uuid4().hex[:8]}@localhost"
         self.log_path = log_path
         self._log = log_path.open("wb")
-        self.process = subprocess.Popen(
+        self.process = spawn(
             [sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker",
              "--loglevel", "INFO", "--concurrency", str(concurrency), "--hostname", self.name,
              "--queues", settings.celery_queue, "--without-gossip", "--without-mingle"],
             env={**settings_env(settings), **(extra_env or {})}, cwd=PROJECT_ROOT,
-            stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
+            stdout=self._log, stderr=subprocess.STDOUT,
         )  # fmt: skip
         self.producer = create_producer(settings)
 
@@ -193,7 +209,7 @@ class WorkerProcess:
         raise TimeoutError(f"worker not ready:\n{self.log_path.read_text()[-3000:]}")
 
     def stop(self) -> None:
-        stop_process(self.process)
+        stop(self.process)
         self.producer.close()
         self._log.close()
 
@@ -248,11 +264,11 @@ class ApiProcess:
         self.base = f"http://127.0.0.1:{self.port}"
         self._log = log_path.open("wb")
         self.log_path = log_path
-        self.process = subprocess.Popen(
+        self.process = spawn(
             [sys.executable, "-m", "uvicorn", "--factory", "api.main:create_app",
              "--host", "127.0.0.1", "--port", str(self.port)],
             env=settings_env(settings), cwd=PROJECT_ROOT, stdout=self._log,
-            stderr=subprocess.STDOUT, start_new_session=True,
+            stderr=subprocess.STDOUT,
         )  # fmt: skip
 
     def wait_ready(self, timeout: float = 30) -> None:
@@ -268,7 +284,7 @@ class ApiProcess:
         raise TimeoutError("API not ready")
 
     def stop(self) -> None:
-        stop_process(self.process)
+        stop(self.process)
         self._log.close()
 
 

@@ -1,4 +1,10 @@
-"""The one Celery app: configuration from the service's settings, per-process resources."""
+"""The one Celery app: configuration from the service's settings, per-process resources.
+
+The worker's main process decides once which model provider its pool uses — probing a native
+model in a child process first — and never loads a model itself: pool processes are forked from
+it, and native thread pools (OpenMP, ONNX Runtime) do not survive a fork. Each pool process then
+loads its resources and reports itself ready (`shared.system.workers`).
+"""
 
 import logging
 import os
@@ -21,12 +27,15 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared.core.config import Settings, get_settings
-from shared.core.db import create_db_engine, create_session_factory
+from shared.core.db import create_db_engine, create_session_factory, ping
 from shared.core.logs import configure_logging, question_id_var, request_id_var
 from shared.core.queue import celery_config
 from shared.knowledge import KnowledgeStore
 from shared.knowledge.store import knowledge_generation
-from shared.llm import LLMProvider, create_http_client, create_provider
+from shared.llm import LLMProvider, ProviderChoice, choose_provider, create_http_client
+from shared.llm import create_provider as build_provider
+from shared.llm.embedded import pool_threads
+from worker.heartbeat import Heartbeat, new_report
 from worker.metrics import process_exited, serve_worker_metrics
 
 logger = logging.getLogger(__name__)
@@ -34,6 +43,18 @@ logger = logging.getLogger(__name__)
 app = Celery("support_assistant")
 app.config_from_object(celery_config(get_settings()))
 app.conf.include = ["worker.tasks"]
+
+
+@dataclass
+class WorkerPlan:
+    """Decided by the worker's main process before it forks its pool; inherited by the pool."""
+
+    node: str
+    pool_size: int
+    choice: ProviderChoice | None = None
+
+
+_plan = WorkerPlan(node=f"celery@{os.uname().nodename}", pool_size=1)
 
 
 @dataclass
@@ -49,12 +70,13 @@ class WorkerResources:
     knowledge: KnowledgeStore
 
     @classmethod
-    def create(cls, settings: Settings) -> "WorkerResources":
+    def create(cls, settings: Settings, plan: WorkerPlan) -> "WorkerResources":
         engine = create_db_engine(
             settings.database_url, busy_timeout_ms=settings.sqlite_busy_timeout_ms
         )
         http = create_http_client(settings)
-        provider = create_provider(settings, client=http)
+        provider = build_provider(settings, client=http, choice=plan.choice,
+                                  pool_size=plan.pool_size)  # fmt: skip
         logger.info("worker answers with provider=%s model=%s", provider.name, provider.model)
         client = redis.Redis.from_url(settings.redis_url, socket_timeout=10)
         return cls(
@@ -65,7 +87,9 @@ class WorkerResources:
             http=http,
             provider=provider,
             knowledge=KnowledgeStore.from_settings(
-                settings, generation=lambda: knowledge_generation(client)
+                settings,
+                generation=lambda: knowledge_generation(client),
+                threads=pool_threads(plan.pool_size),
             ),
         )
 
@@ -76,6 +100,7 @@ class WorkerResources:
 
 
 _resources: WorkerResources | None = None
+_heartbeat: Heartbeat | None = None
 _resources_lock = threading.Lock()
 
 
@@ -84,8 +109,12 @@ def get_resources() -> WorkerResources:
     global _resources
     with _resources_lock:
         if _resources is None:
-            _resources = WorkerResources.create(get_settings())
+            _resources = WorkerResources.create(get_settings(), _plan)
         return _resources
+
+
+def get_heartbeat() -> Heartbeat | None:
+    return _heartbeat
 
 
 @setup_logging.connect
@@ -109,21 +138,72 @@ def _unbind_log_context(**_: Any) -> None:
 
 
 @worker_init.connect
-def _check_resources(**_: Any) -> None:
+def _plan_worker(sender: Any = None, **_: Any) -> None:
+    """In the main process, before the pool forks: check the services, choose the provider."""
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_format)  # Celery's comes later
+    _plan.node = getattr(sender, "hostname", None) or _plan.node
+    _plan.pool_size = int(getattr(sender, "concurrency", None) or 1)
     # Fail at start, loudly, rather than accept tasks a broken configuration cannot answer.
-    WorkerResources.create(get_settings()).close()
-    serve_worker_metrics(get_settings().worker_metrics_port)
+    engine = create_db_engine(settings.database_url)
+    try:
+        ping(engine)
+    finally:
+        engine.dispose()
+    client = redis.Redis.from_url(settings.redis_url, socket_timeout=10)
+    try:
+        client.ping()
+    finally:
+        client.close()
+    with create_http_client(settings) as http:
+        _plan.choice = choose_provider(settings, client=http, pool_size=_plan.pool_size)
+    logger.info(
+        "worker %s: %d pool process(es), provider=%s model=%s (%s)",
+        _plan.node, _plan.pool_size, _plan.choice.name, _plan.choice.model,
+        _plan.choice.detail or "as configured",
+    )  # fmt: skip
+    serve_worker_metrics(settings.worker_metrics_port)
 
 
 @worker_process_init.connect
 def _init_process(**_: Any) -> None:
-    get_resources()
+    """In each pool process: report `starting`, load everything, report `ready`."""
+    global _heartbeat
+    settings = get_settings()
+    choice = _plan.choice
+    report_redis = redis.Redis.from_url(settings.redis_url, socket_timeout=5)
+    heartbeat = Heartbeat(
+        report=new_report(
+            worker=_plan.node,
+            queue=settings.celery_queue,
+            provider=choice.name.value if choice else settings.llm_provider.value,
+            model=choice.model if choice else "",
+        ),
+        redis_client=lambda: report_redis,
+        interval=settings.heartbeat_interval,
+        lease_seconds=settings.lease_seconds,
+    )
+    heartbeat.start()
+    _heartbeat = heartbeat
+    resources = get_resources()
+    status = resources.provider.status()
+    detail = status.detail if choice is None or not choice.detail else choice.detail
+    heartbeat.ready(
+        sessions=resources.sessions,
+        provider=resources.provider.name,
+        model=resources.provider.model,
+        model_ok=status.ok,
+        model_detail=detail,
+    )
 
 
 @worker_process_shutdown.connect
 def _close_process(pid: int | None = None, **_: Any) -> None:
-    global _resources
+    global _resources, _heartbeat
     process_exited(pid or os.getpid())
+    if _heartbeat is not None:
+        _heartbeat.stop()
+        _heartbeat = None
     with _resources_lock:
         if _resources is not None:
             _resources.close()

@@ -1,5 +1,6 @@
 """Celery tasks: thin, idempotent, keyed by the question id only."""
 
+import contextlib
 import logging
 import random
 
@@ -15,14 +16,19 @@ from shared.questions.models import QuestionStatus
 from shared.questions.service import (
     claim_question,
     complete_question,
+    dispatch,
     fail_question,
     reconcile_questions,
+    release_question,
 )
 from worker import metrics
-from worker.celery_app import WorkerResources, app, get_resources
+from worker.celery_app import WorkerResources, app, get_heartbeat, get_resources
 
 logger = logging.getLogger(__name__)
 RECONCILE_LOCK = "support-assistant:reconcile-lock"
+# Logged once per stored answer, with the question id as a structured field: the fault tests
+# count these lines to prove no question is ever answered twice.
+STORED_MESSAGE = "stored the answer"
 
 
 def retry_delay(*, retries: int, base: float, maximum: float) -> float:
@@ -51,7 +57,7 @@ def _store_failure(
             session=session,
             question_id=question_id,
             code=error.code,
-            message=error.message,
+            message=error.client_message,  # customers see it: no hosts, paths or exception text
             provider=resources.provider.name,
         )
     logger.warning("question %s failed: %s (%s)", question_id, error.code, error.message)
@@ -59,15 +65,26 @@ def _store_failure(
     _announce(resources, events, question_id, QuestionStatus.FAILED)
 
 
+def _owner() -> str:
+    heartbeat = get_heartbeat()
+    return heartbeat.owner if heartbeat is not None else "local"
+
+
 @app.task(name=ANSWER_QUESTION_TASK, bind=True)
 def answer_question_task(self: Task, question_id: str) -> str:
-    """Answer one stored question; a terminal question is left as it is."""
+    """Answer one stored question; a terminal question, or one another worker holds, is left."""
     resources = get_resources()
     settings = resources.settings
     with session_scope(resources.sessions) as session:
-        question = claim_question(session=session, question_id=question_id)
+        question = claim_question(
+            session=session,
+            question_id=question_id,
+            owner=_owner(),
+            lease_seconds=settings.lease_seconds,
+        )
         if question is None:
-            logger.info("question %s is already answered or unknown; nothing to do", question_id)
+            logger.info("question %s is answered, unknown or held by another worker; "
+                        "nothing to do", question_id)  # fmt: skip
             return "skipped"
         text, context_method, started_at = (
             question.question,
@@ -81,16 +98,19 @@ def answer_question_task(self: Task, question_id: str) -> str:
     events = QuestionEventLog(resources.redis, question_id)
     _announce(resources, events, question_id, QuestionStatus.RUNNING)
 
+    heartbeat = get_heartbeat()
+    holding = heartbeat.holding(question_id) if heartbeat else contextlib.nullcontext()
     try:
-        answer = answer_question(
-            question=text,
-            context_method=context_method,
-            knowledge=resources.knowledge.current(),
-            provider=resources.provider,
-            settings=settings,
-            on_token=events.token,
-            on_reset=events.reset,
-        )
+        with holding:
+            answer = answer_question(
+                question=text,
+                context_method=context_method,
+                knowledge=resources.knowledge.current(),
+                provider=resources.provider,
+                settings=settings,
+                on_token=events.token,
+                on_reset=events.reset,
+            )
     except SoftTimeLimitExceeded:
         timeout = LLMTimeout(f"no answer within the {settings.task_soft_time_limit} s time limit")
         _store_failure(resources, events, question_id, timeout)
@@ -107,17 +127,20 @@ def answer_question_task(self: Task, question_id: str) -> str:
                 question_id, exc.message, self.request.retries + 1,
                 settings.task_max_retries, delay,
             )  # fmt: skip
+            with session_scope(resources.sessions) as session:
+                release_question(session=session, question_id=question_id)
             events.reset()
             metrics.RETRIES.labels(exc.code).inc()
             raise self.retry(exc=exc, countdown=delay) from exc
         _store_failure(resources, events, question_id, exc)
         return "failed"
     except Exception as exc:
-        _store_failure(resources, events, question_id, AppError(f"unexpected error: {exc!r}"))
-        raise
+        logger.exception("question %s: unexpected error", question_id)
+        _store_failure(resources, events, question_id, AppError("an unexpected error occurred"))
+        raise exc
 
     if answer.fallback_reason:
-        logger.info("question %s: model draft replaced by the entry: %s",
+        logger.info("question %s: model draft replaced by the entry's sentences (%s)",
                     question_id, answer.fallback_reason)  # fmt: skip
     with session_scope(resources.sessions) as session:
         stored = complete_question(
@@ -127,7 +150,7 @@ def answer_question_task(self: Task, question_id: str) -> str:
         logger.info("question %s was answered by another delivery; this answer is dropped",
                     question_id)  # fmt: skip
         return "duplicate"
-    logger.info("stored the answer of question %s", question_id)
+    logger.info(STORED_MESSAGE)
     _observe(answer)
     _announce(resources, events, question_id, QuestionStatus.COMPLETED)
     return "completed"
@@ -171,14 +194,13 @@ def reconcile_task() -> dict[str, int]:
                 queue_empty=resources.redis.llen(settings.celery_queue) == 0,
                 queued_after=settings.reconcile_queued_after,
                 queued_max_wait=settings.reconcile_queued_max_wait,
-                running_after=settings.task_time_limit + 30,
                 max_attempts=settings.max_attempts,
             )
     finally:
         resources.redis.delete(RECONCILE_LOCK)
     # After the commit, so every task finds its row re-queued.
     for question_id in report.requeued:
-        app.send_task(ANSWER_QUESTION_TASK, kwargs={"question_id": question_id})
+        dispatch(producer=app, sessions=resources.sessions, question_id=question_id)
     metrics.RECONCILER_ACTIONS.labels("requeued").inc(len(report.requeued))
     metrics.RECONCILER_ACTIONS.labels("gave_up").inc(len(report.gave_up))
     for question_id in report.gave_up:

@@ -1,20 +1,18 @@
 """Asking questions, following them, and reading past answers."""
 
 import logging
+import math
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
 from api.deps import Services, ServicesDep
 from api.middleware import bearer_token, client_identity
 from shared.core.db import session_scope
-from shared.core.errors import STATUS_BY_CODE, BrokerUnavailable, IdempotencyConflict, QueueFull
+from shared.core.errors import STATUS_BY_CODE
 from shared.core.logs import request_id_var
-from shared.core.queue import enqueue_answer
 from shared.core.schemas import ErrorDetail, ErrorResponse
 from shared.questions.models import Question, QuestionStatus
 from shared.questions.schemas import (
@@ -27,12 +25,9 @@ from shared.questions.schemas import (
     QuestionRecord,
 )
 from shared.questions.service import (
-    count_waiting,
-    create_question,
-    find_by_idempotency_key,
     get_question,
     list_history,
-    mark_enqueue_failed,
+    submit_question,
 )
 
 logger = logging.getLogger(__name__)
@@ -40,7 +35,12 @@ router = APIRouter(tags=["questions"])
 
 WaitQuery = Annotated[
     float | None,
-    Query(ge=0, le=120, description="Seconds to wait for the answer (0 answers 202 at once)."),
+    Query(
+        ge=0,
+        allow_inf_nan=False,
+        description="Seconds to wait for the answer (0 answers 202 at once); at most "
+        "MAX_WAIT_SECONDS, longer waits are shortened to it.",
+    ),
 ]
 
 
@@ -54,62 +54,18 @@ def parse_prefer(header: str | None, *, default: float, maximum: float) -> tuple
             respond_async = True
         elif name == "wait":
             try:
-                wait = min(max(float(value.strip().strip('"')), 0.0), maximum)
+                asked = float(value.strip().strip('"'))
             except ValueError:
                 continue
+            if not math.isfinite(asked):
+                continue
+            wait = min(max(asked, 0.0), maximum)
             applied.append(f"wait={value.strip()}")
     if respond_async:
         applied.insert(0, "respond-async")
         if not any(p.startswith("wait=") for p in applied):
             wait = 0.0
     return wait, applied
-
-
-def _existing(session: Session, key: str, body: AskRequest) -> str | None:
-    question = find_by_idempotency_key(session=session, key=key)
-    if question is None:
-        return None
-    if question.question != body.question:
-        raise IdempotencyConflict("this Idempotency-Key was used for a different question")
-    return question.id
-
-
-def _submit(services: Services, body: AskRequest, idempotency_key: str | None) -> tuple[str, bool]:
-    """Store the question (or find the one this key already stored) and queue it; returns the
-    id and whether a task is on its way."""
-    settings = services.settings
-    try:
-        with session_scope(services.sessions) as session:
-            if idempotency_key and (found := _existing(session, idempotency_key, body)):
-                return found, True
-            waiting = count_waiting(session=session) if settings.max_queue_depth else 0
-            if settings.max_queue_depth and waiting >= settings.max_queue_depth:
-                raise QueueFull(
-                    f"{waiting} questions are waiting; please retry later",
-                    retry_after=settings.retry_after_seconds * 5,
-                )
-            question_id = create_question(
-                session=session,
-                text=body.question,
-                context_method=body.context_method,
-                idempotency_key=idempotency_key,
-            ).id
-    except IntegrityError:  # the same key, at the same moment, from another request
-        with session_scope(services.sessions) as session:
-            found = _existing(session, idempotency_key or "", body)
-        if found is None:
-            raise
-        return found, True
-    # After the commit: the worker must find the row when it takes the task.
-    try:
-        enqueue_answer(services.producer, question_id=question_id, request_id=request_id_var.get())
-    except BrokerUnavailable as exc:
-        # Accepted all the same: the reconciler queues it once the broker is back.
-        logger.error("question %s stored but not queued: %s", question_id, exc.message)
-        with session_scope(services.sessions) as session:
-            mark_enqueue_failed(session=session, question_id=question_id)
-        return question_id, False
-    return question_id, True
 
 
 def load_question(services: Services, question_id: str) -> Question:
@@ -177,11 +133,21 @@ async def ask(
         prefer, default=settings.ask_wait_seconds, maximum=settings.max_wait_seconds
     )
     if wait is not None:
-        wait_seconds = wait
+        wait_seconds = min(wait, settings.max_wait_seconds)
     key = f"{client_identity(request.scope, bearer_token(request.scope))}:{idempotency_key}"
-    question_id, enqueued = await run_in_threadpool(
-        _submit, services, body, key if idempotency_key else None
+    submitted = await run_in_threadpool(
+        lambda: submit_question(
+            sessions=services.sessions,
+            producer=services.producer,
+            text=body.question,
+            context_method=body.context_method,
+            idempotency_key=key if idempotency_key else None,
+            max_queue_depth=settings.max_queue_depth,
+            retry_after=settings.retry_after_seconds * 5,
+            request_id=request_id_var.get(),
+        )
     )
+    question_id, enqueued = submitted.question_id, submitted.queued
     question = await services.waiter.wait_for(
         question_id,
         timeout=wait_seconds if enqueued else 0,
@@ -211,7 +177,7 @@ async def get_question_record(
     """A question in any status; `?wait=N` holds the request until it is answered or N s pass."""
     question = await services.waiter.wait_for(
         question_id,
-        timeout=wait or 0,
+        timeout=min(wait or 0, services.settings.max_wait_seconds),
         load=lambda: run_in_threadpool(load_question, services, question_id),
     )
     return QuestionRecord.from_question(question, url=question_url(request, question_id))

@@ -39,6 +39,7 @@ async def question_events(
         return
     key, last_id = event_log_key(question.id), "0-0"
     while True:
+        batch: Any
         try:
             batch = await services.redis.xread({key: last_id}, block=int(keepalive * 1000))
         except RedisError:

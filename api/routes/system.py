@@ -1,6 +1,8 @@
 """Service identity, liveness and readiness."""
 
 import asyncio
+import logging
+from dataclasses import dataclass
 
 from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
@@ -9,9 +11,13 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from api.deps import Services, ServicesDep
 from shared import __version__
+from shared.core.config import ProviderName
 from shared.core.db import ping
+from shared.llm import describe_backend
 from shared.system.schemas import CheckResult, Health, Readiness, ServiceInfo
+from shared.system.workers import read_pool_reports, summarize_pools
 
+logger = logging.getLogger(__name__)
 router = APIRouter(tags=["system"])
 
 SERVICE_NAME = "AI Customer Support Assistant"
@@ -44,7 +50,8 @@ def _check_database(services: Services) -> CheckResult:
     try:
         ping(services.engine)
     except Exception as exc:
-        return CheckResult(ok=False, detail=f"unreachable: {exc}")
+        logger.warning("readiness: database unreachable: %r", exc)
+        return CheckResult(ok=False, detail="unreachable")
     return CheckResult(ok=True, detail=services.engine.dialect.name)
 
 
@@ -52,30 +59,53 @@ async def _check_broker(services: Services) -> CheckResult:
     try:
         await asyncio.wait_for(services.redis.ping(), timeout=2)
     except Exception as exc:
-        return CheckResult(ok=False, detail=f"Redis unreachable: {exc!r}")
+        logger.warning("readiness: Redis unreachable: %r", exc)
+        return CheckResult(ok=False, detail="Redis unreachable")
     return CheckResult(ok=True, detail="Redis answers")
 
 
-def _check_workers(services: Services) -> CheckResult:
+@dataclass(frozen=True)
+class WorkerView:
+    workers: CheckResult
+    model: CheckResult
+    provider: str
+    model_name: str
+
+
+def _check_workers(services: Services) -> WorkerView:
+    """Readiness from the pool processes' own reports; the model check from what the ready ones
+    answer with (and, for an HTTP backend, whether the API reaches it now)."""
+    settings = services.settings
+    configured = settings.llm_provider.value
     try:
-        replies = services.producer.control.ping(timeout=1.0)
+        reports = read_pool_reports(services.sync_redis, queue=settings.celery_queue)
     except Exception as exc:
-        return CheckResult(ok=False, detail=f"cannot ask workers: {exc!r}")
-    if not replies:
-        return CheckResult(ok=False, detail="no worker answered")
-    names = sorted(name for reply in replies for name in reply)
-    return CheckResult(ok=True, detail=f"{len(names)} worker(s): {', '.join(names)}")
-
-
-def _check_model(services: Services) -> CheckResult:
-    status = services.backend.status()
-    return CheckResult(ok=status.ok, detail=status.detail)
+        logger.warning("readiness: cannot read worker reports: %r", exc)
+        failed = CheckResult(ok=False, detail="cannot read worker reports")
+        return WorkerView(failed, failed, configured, "")
+    summary = summarize_pools(reports, start_timeout=settings.pool_start_timeout)
+    workers = CheckResult(ok=summary.ok, detail=summary.detail)
+    if not summary.ready:
+        model = CheckResult(ok=False, detail="no ready worker has reported its model")
+        return WorkerView(workers, model, configured, "")
+    first = summary.ready[0]
+    broken = [r for r in summary.ready if not r.model_ok]
+    if broken:
+        model = CheckResult(ok=False, detail=f"{broken[0].provider}: {broken[0].model_detail}")
+        return WorkerView(workers, model, first.provider, first.model)
+    backend = describe_backend(ProviderName(first.provider), settings, client=services.http)
+    if backend is not None:
+        status = backend.status()
+        model = CheckResult(ok=status.ok, detail=status.detail)
+    else:
+        model = CheckResult(ok=True, detail=first.model_detail)
+    return WorkerView(workers, model, first.provider, first.model)
 
 
 def _check_knowledge(services: Services) -> CheckResult:
     base = services.knowledge.current()
     if not base.entries:
-        return CheckResult(ok=False, detail=f"no entries in {services.settings.knowledge_path}")
+        return CheckResult(ok=False, detail="the knowledge base has no entries")
     return CheckResult(ok=True, detail=f"version {base.version}, {len(base.entries)} entries")
 
 
@@ -83,21 +113,24 @@ def _check_knowledge(services: Services) -> CheckResult:
 async def ready(services: ServicesDep) -> JSONResponse:
     """Whether the service can answer: database, broker, workers and model backend."""
     broker = await _check_broker(services)
-    database, workers, model, knowledge = await asyncio.gather(
+    database, knowledge = await asyncio.gather(
         run_in_threadpool(_check_database, services),
-        run_in_threadpool(_check_workers, services) if broker.ok else _skipped("broker is down"),
-        run_in_threadpool(_check_model, services),
         run_in_threadpool(_check_knowledge, services),
     )
+    if broker.ok:
+        view = await run_in_threadpool(_check_workers, services)
+    else:
+        down = CheckResult(ok=False, detail="broker is down")
+        view = WorkerView(down, down, services.settings.llm_provider.value, "")
     readiness = Readiness(
         status="ready",
-        provider=services.backend.name,
-        model=services.backend.model,
+        provider=view.provider,
+        model=view.model_name,
         checks={
             "database": database,
             "broker": broker,
-            "workers": workers,
-            "model": model,
+            "workers": view.workers,
+            "model": view.model,
             "knowledge": knowledge,
         },
     )
@@ -106,7 +139,3 @@ async def ready(services: ServicesDep) -> JSONResponse:
     return JSONResponse(
         status_code=200 if readiness.ok else 503, content=readiness.model_dump(mode="json")
     )
-
-
-async def _skipped(reason: str) -> CheckResult:
-    return CheckResult(ok=False, detail=reason)

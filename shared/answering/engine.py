@@ -132,7 +132,7 @@ def answer_question(
     if not verdict.ok:
         # The customer gets the best entry's own words, labelled; the record keeps the why.
         text, rejected = quote_entry(hits[0]), draft
-        fallback_reason = verdict.reason or "the draft failed the grounding checks"
+        fallback_reason = verdict.code or "ungrounded"
         if on_reset is not None:
             on_reset()
         if on_token is not None:

@@ -53,7 +53,8 @@ FILLER_TERMS = set(tokenize([
 @dataclass(frozen=True)
 class Verdict:
     ok: bool
-    reason: str | None = None
+    code: str | None = None  # stable, stored as the answer's `fallback_reason`
+    detail: str | None = None  # for operators (may quote the draft): never logged at INFO
 
 
 def clean_output(text: str, *, max_chars: int = MAX_ANSWER_CHARS) -> str:
@@ -134,31 +135,43 @@ class Grounding:
         """Check one sentence of a draft (used while streaming, before it reaches the customer)."""
         for cited in _CITATION.findall(sentence) + _BARE_ID.findall(sentence):
             if cited not in self.entry_ids:
-                return Verdict(False, f"cites {cited!r}, which was not retrieved")
+                return Verdict(
+                    False, "cites_unknown_entry", f"cites {cited!r}, which was not retrieved"
+                )
         text = _CITATION.sub("", sentence)
         lowered = self._text.lower()
         for email in _EMAIL.findall(text):
             if email.lower() not in lowered:
-                return Verdict(False, f"states the email {email!r}, found in no entry")
+                return Verdict(
+                    False, "unsupported_email", f"states the email {email!r}, found in no entry"
+                )
         for url in _URL.findall(_EMAIL.sub("", text)):
             if url.lower().rstrip(".,;:!?)") not in lowered:
-                return Verdict(False, f"states the address {url!r}, found in no entry")
+                return Verdict(
+                    False, "unsupported_url", f"states the address {url!r}, found in no entry"
+                )
         plain = _EMAIL.sub("", text)
         for number in sorted(_numbers(plain), key=plain.find):
             if number not in self._numbers:
-                return Verdict(False, f"states the number {number!r}, found in no entry")
+                return Verdict(
+                    False, "unsupported_figure", f"states the number {number!r}, found in no entry"
+                )
         for name in _NAME.findall(text.strip()):
             if name.lower() not in lowered and name.lower() not in self.question.lower():
-                return Verdict(False, f"names {name!r}, found in no entry")
+                return Verdict(False, "unsupported_name", f"names {name!r}, found in no entry")
         if set(_ngrams(_WORD.findall(text.lower()), ECHO_WORDS)) & self._echo:
-            return Verdict(False, "repeats the assistant's instructions")
+            return Verdict(False, "echoes_instructions", "repeats the assistant's instructions")
         terms = [term for term in tokenize([text])[0] if term not in FILLER_TERMS]
         if len(terms) >= 2:
             supported = sum(term in self._terms for term in terms) / len(terms)
             if supported < MIN_SUPPORT:
-                return Verdict(False, f"says things the entries do not support: {text.strip()!r}")
+                return Verdict(
+                    False, "unsupported_claim", f"says what no entry supports: {text.strip()!r}"
+                )
             if self._contradicts(set(terms), text):
-                return Verdict(False, f"turns a statement of the entries around: {text.strip()!r}")
+                return Verdict(
+                    False, "contradicts_entry", f"turns an entry around: {text.strip()!r}"
+                )
         return Verdict(True)
 
     def _contradicts(self, terms: set[str], text: str) -> bool:
@@ -174,14 +187,14 @@ class Grounding:
     def check(self, draft: str) -> Verdict:
         """Check a whole draft."""
         if not draft.strip():
-            return Verdict(False, "the model gave no answer")
+            return Verdict(False, "empty_draft", "the model gave no answer")
         for sentence in split_sentences(draft):
             verdict = self.check_sentence(sentence)
             if not verdict.ok:
                 return verdict
         best = _numbers(self.context[0].entry.answer) if self.context else set()
         if best and not best & _numbers(draft):
-            return Verdict(False, "leaves out every figure of the best entry")
+            return Verdict(False, "omits_figures", "leaves out every figure of the best entry")
         return Verdict(True)
 
 
@@ -232,7 +245,7 @@ class GatedStream:
             verdict = self.grounding.check_sentence(sentence)
             if not verdict.ok:
                 self.verdict = verdict
-                raise StopGeneration(verdict.reason or "ungrounded")
+                raise StopGeneration(verdict.code or "ungrounded")
         if self.publish is not None and chunk.strip():
             trailing = chunk[len(chunk.rstrip()) :]
             self.publish(strip_citations(chunk) + trailing)

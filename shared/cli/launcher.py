@@ -1,7 +1,6 @@
 """`make run`: one machine, every process — Redis (unless REDIS_URL is set), API, worker, Flower."""
 
 import contextlib
-import ipaddress
 import logging
 import os
 import shutil
@@ -18,6 +17,8 @@ import redis
 
 from shared.core.config import PROJECT_ROOT, Settings, get_settings
 from shared.core.logs import configure_logging
+from shared.core.network import is_loopback
+from shared.core.processes import die_with_parent
 
 logger = logging.getLogger("support_assistant.launcher")
 RUN_DIR = PROJECT_ROOT / ".run"
@@ -68,7 +69,7 @@ class ProcessGroup:
     def start(self, name: str, command: list[str], env: dict[str, str]) -> None:
         logger.info("starting %s: %s", name, " ".join(command))
         self.processes[name] = subprocess.Popen(
-            command, env=env, cwd=PROJECT_ROOT, start_new_session=True
+            command, env=env, cwd=PROJECT_ROOT, start_new_session=True, preexec_fn=die_with_parent
         )
 
     def exited(self) -> tuple[str, int] | None:
@@ -119,23 +120,26 @@ def commands(settings: Settings) -> dict[str, list[str]]:
             "--loglevel", settings.log_level,
             "--schedule", str(RUN_DIR / "celerybeat-schedule"),
         ],
+        # Flower reads FLOWER_BASIC_AUTH from its environment: no password on a command line.
         "flower": [
             python, "-m", "celery", "-A", "worker.celery_app", "flower",
             f"--address={settings.flower_host}", f"--port={settings.flower_port}",
-            *([f"--basic-auth={settings.flower_basic_auth}"] if settings.flower_basic_auth else []),
         ],
     }  # fmt: skip
 
 
-def is_loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(socket.gethostbyname(host)).is_loopback
-    except (OSError, ValueError):
-        return False
+EXAMPLE_FLOWER_PASSWORD = "change-me"  # the one the documentation shows: never accepted
 
 
 def check_flower_access(settings: Settings) -> None:
-    """Flower shows every task and can stop workers: beyond loopback it needs credentials."""
+    """Flower shows every task and can stop workers: beyond loopback it needs credentials, and
+    never the documented example password."""
+    passwords = [pair.partition(":")[2] for pair in settings.flower_basic_auth.split(",") if pair]
+    if EXAMPLE_FLOWER_PASSWORD in passwords:
+        raise SystemExit(
+            f"FLOWER_BASIC_AUTH uses the documented example password {EXAMPLE_FLOWER_PASSWORD!r}: "
+            "choose your own"
+        )
     if not is_loopback(settings.flower_host) and not settings.flower_basic_auth:
         raise SystemExit(
             f"FLOWER_HOST={settings.flower_host} is reachable from other machines: "

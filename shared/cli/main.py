@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from shared.cli.launcher import commands
+from shared.cli.launcher import check_flower_access, commands
 from shared.cli.launcher import run as run_everything
 from shared.core.config import get_settings
 from shared.knowledge import eval as knowledge_eval
@@ -134,7 +134,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_process(args: argparse.Namespace) -> int:
-    command = commands(get_settings())[args.command]
+    settings = get_settings()
+    if args.command == "flower":
+        check_flower_access(settings)
+    command = commands(settings)[args.command]
     os.execvp(command[0], command)  # replaces this process, signals and all
     return 0  # pragma: no cover
 

@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=16_384, ge=1024)
     max_queue_depth: int = Field(default=1000, ge=0)  # 0: unlimited
     api_keys: str = ""  # comma-separated; empty: no authentication
+    # Without API_KEYS the API only listens on loopback; this allows it anyway (say, in a container
+    # whose port is published on the host's loopback only).
+    allow_unauthenticated: bool = False
     rate_limit_per_minute: int = Field(default=120, ge=0)  # per key, or per IP; 0: unlimited
     cors_origins: str = ""  # comma-separated origins allowed to call the API from a browser
 
@@ -54,8 +57,11 @@ class Settings(BaseSettings):
     task_max_retries: int = Field(default=3, ge=0)
     task_retry_backoff: float = Field(default=2.0, gt=0)
     task_retry_backoff_max: float = Field(default=60.0, gt=0)
-    # The reconciler (Celery beat) re-queues questions a lost task left behind.
-    reconcile_interval: float = Field(default=30.0, gt=0)
+    # A running question holds a lease its worker renews every `heartbeat_interval` s; the
+    # reconciler (Celery beat, every `reconcile_interval` s) re-queues it once the lease expired.
+    lease_seconds: float = Field(default=10.0, gt=0)
+    heartbeat_interval: float = Field(default=3.0, gt=0)
+    reconcile_interval: float = Field(default=5.0, gt=0)
     reconcile_queued_after: float = Field(default=60.0, ge=0)  # ...once the queue is empty
     reconcile_queued_max_wait: float = Field(default=900.0, gt=0)  # ...even if it is not
     max_attempts: int = Field(default=5, ge=1)
@@ -99,7 +105,12 @@ class Settings(BaseSettings):
     openai_timeout: float = Field(default=120.0, gt=0)
     embedded_model_path: Path | None = None
     embedded_n_ctx: int = Field(default=2048, ge=512)
-    embedded_threads: int = Field(default=0, ge=0)  # 0: the cores shared among worker processes
+    embedded_threads: int = Field(default=0, ge=0)  # 0: the cores shared among pool processes
+    # Before a worker relies on the embedded model, a child process loads it and generates a few
+    # tokens within this many seconds; a crash or a hang there never reaches a question.
+    embedded_probe_timeout: float = Field(default=60.0, gt=0)
+    # A pool process still loading after this many seconds is reported by /ready as stuck.
+    pool_start_timeout: float = Field(default=120.0, gt=0)
 
     # Operations
     flower_host: str = "127.0.0.1"

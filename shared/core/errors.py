@@ -5,10 +5,17 @@ class AppError(Exception):
     status_code = 500
     code = "internal_error"
     headers: dict[str, str] | None = None
+    # What a client is told when `message` holds details for operators only (hosts, paths,
+    # exception texts): those go to the logs, never into a response.
+    public_message: str | None = None
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+    @property
+    def client_message(self) -> str:
+        return self.public_message or self.message
 
 
 class QuestionNotFound(AppError):
@@ -45,6 +52,7 @@ class LLMError(AppError):
 
     status_code = 500
     code = "llm_error"
+    public_message = "the model backend failed to answer"
     transient = False
 
 
@@ -53,11 +61,20 @@ class LLMUnavailable(LLMError):
 
     status_code = 503
     code = "llm_unavailable"
+    public_message = "the model backend is unavailable; please try again later"
     transient = True
+
+
+class ModelCannotRun(LLMUnavailable):
+    """The configured model failed its start-up probe on this worker; retrying will not help."""
+
+    public_message = "the model cannot run on this worker; an operator has to fix it"
+    transient = False
 
 
 class LLMTimeout(LLMUnavailable):
     code = "llm_timeout"
+    public_message = "the model backend did not answer in time"
 
 
 class LLMModelNotFound(LLMError):
@@ -65,6 +82,7 @@ class LLMModelNotFound(LLMError):
 
     status_code = 503
     code = "llm_model_not_found"
+    public_message = "the configured model is not installed on the model backend"
 
 
 class AnswerFailed(AppError):

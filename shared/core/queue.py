@@ -33,6 +33,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_send_sent_event": True,
         "worker_send_task_events": True,
         "worker_prefetch_multiplier": 1,
+        # A pool process loads its model before it takes tasks; give it time. One still loading
+        # after POOL_START_TIMEOUT is reported by /ready as stuck, and replaced after twice that.
+        "worker_proc_alive_timeout": settings.pool_start_timeout * 2,
         "worker_hijack_root_logger": False,
         "timezone": "UTC",
         "enable_utc": True,

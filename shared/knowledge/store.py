@@ -26,7 +26,9 @@ from shared.knowledge.search import DenseVectors, HybridIndex, RetrievalMethod, 
 logger = logging.getLogger(__name__)
 
 
-def create_embedder(settings: Settings, *, client: httpx.Client | None = None) -> Embedder | None:
+def create_embedder(
+    settings: Settings, *, client: httpx.Client | None = None, threads: int | None = None
+) -> Embedder | None:
     """The configured embedding model, or None for keyword-only retrieval."""
     if settings.embedding_provider is EmbeddingProviderName.NONE:
         return None
@@ -36,7 +38,7 @@ def create_embedder(settings: Settings, *, client: httpx.Client | None = None) -
             host=settings.ollama_host,
             model=settings.ollama_embed_model,
         )
-    return MiniLMEmbedder()
+    return MiniLMEmbedder(threads=threads)
 
 
 def log_progress(label: str, *, every: float = 2.0) -> Progress:
@@ -173,11 +175,15 @@ class KnowledgeStore:
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, *, generation: Callable[[], int] | None = None
+        cls,
+        settings: Settings,
+        *,
+        generation: Callable[[], int] | None = None,
+        threads: int | None = None,
     ) -> "KnowledgeStore":
         return cls(
             settings.knowledge_path,
-            embedder=create_embedder(settings),
+            embedder=create_embedder(settings, threads=threads),
             cache_dir=settings.embedding_cache_dir,
             dense_weight=settings.retrieval_dense_weight,
             check_interval=settings.knowledge_check_interval,

@@ -1,12 +1,13 @@
 """Model backends behind one interface, chosen by `LLM_PROVIDER`."""
 
 import logging
-import os
+from dataclasses import dataclass
 
 import httpx
 
 from shared.core.config import ProviderName, Settings
-from shared.core.errors import LLMError
+from shared.core.errors import LLMError, ModelCannotRun
+from shared.knowledge import SearchHit
 from shared.llm.base import (
     BackendStatus,
     Generation,
@@ -15,22 +16,30 @@ from shared.llm.base import (
     StopGeneration,
     TokenSink,
 )
-from shared.llm.embedded import EmbeddedProvider, embedded_available
+from shared.llm.embedded import (
+    EmbeddedProvider,
+    default_model_path,
+    embedded_available,
+    model_name,
+    pool_threads,
+)
 from shared.llm.extractive import ExtractiveProvider
 from shared.llm.ollama import OllamaProvider
 from shared.llm.openai import OpenAIProvider
+from shared.llm.probe import ProbeResult, probe_embedded
 
 __all__ = [
     "BackendStatus",
     "Generation",
     "LLMProvider",
     "ModelBackend",
+    "ProviderChoice",
     "StopGeneration",
     "TokenSink",
+    "choose_provider",
     "create_http_client",
     "create_provider",
     "describe_backend",
-    "resolve_provider",
 ]
 
 logger = logging.getLogger(__name__)
@@ -40,6 +49,16 @@ def create_http_client(settings: Settings) -> httpx.Client:
     """The process's HTTP client for model backends, with the configured timeouts."""
     timeout = max(settings.ollama_timeout, settings.openai_timeout)
     return httpx.Client(timeout=httpx.Timeout(timeout, connect=5.0))
+
+
+@dataclass(frozen=True)
+class ProviderChoice:
+    """What a worker answers with, decided once before its pool processes start."""
+
+    name: ProviderName
+    model: str
+    ok: bool = True
+    detail: str = ""
 
 
 def _ollama(settings: Settings, client: httpx.Client) -> OllamaProvider:
@@ -54,28 +73,106 @@ def _ollama(settings: Settings, client: httpx.Client) -> OllamaProvider:
     )
 
 
-def resolve_provider(settings: Settings, *, client: httpx.Client) -> ProviderName:
-    """The provider to use; `auto` is Ollama with its model, else embedded if installed, else
-    extractive."""
-    if settings.llm_provider is not ProviderName.AUTO:
-        return settings.llm_provider
+def _probe_embedded(settings: Settings, *, pool_size: int) -> ProbeResult:
     try:
-        _ollama(settings, client).ensure_model(timeout=settings.ollama_probe_timeout)
+        path = settings.embedded_model_path or default_model_path()
     except LLMError as exc:
-        fallback = ProviderName.EMBEDDED if embedded_available() else ProviderName.EXTRACTIVE
-        logger.info("LLM_PROVIDER=auto: Ollama not usable (%s); using %s", exc.message, fallback)
-        return fallback
-    logger.info("LLM_PROVIDER=auto: using Ollama at %s with %s", settings.ollama_host,
-                settings.ollama_model)  # fmt: skip
-    return ProviderName.OLLAMA
+        return ProbeResult(ok=False, detail=exc.message, seconds=0.0)
+    if not path.exists():
+        return ProbeResult(ok=False, detail=f"no model file at {path}", seconds=0.0)
+    return probe_embedded(
+        model_path=path,
+        threads=settings.embedded_threads or pool_threads(pool_size),
+        timeout=settings.embedded_probe_timeout,
+    )
 
 
-def create_provider(settings: Settings, *, client: httpx.Client) -> LLMProvider:
+def choose_provider(settings: Settings, *, client: httpx.Client, pool_size: int) -> ProviderChoice:
+    """Decide the provider: `auto` is Ollama with its model, else the embedded model if it passes
+    its start-up probe, else extractive. An explicit `embedded` that fails its probe is chosen
+    all the same, marked not ok: its questions fail with `llm_unavailable`."""
+    requested = settings.llm_provider
+    embedded_model = model_name(settings.embedded_model_path)
+    if requested is ProviderName.AUTO:
+        try:
+            _ollama(settings, client).ensure_model(timeout=settings.ollama_probe_timeout)
+        except LLMError as exc:
+            logger.info("LLM_PROVIDER=auto: Ollama not usable (%s)", exc.message)
+        else:
+            return ProviderChoice(ProviderName.OLLAMA, settings.ollama_model,
+                                  detail=f"Ollama has {settings.ollama_model}")  # fmt: skip
+        if not embedded_available():
+            return ProviderChoice(ProviderName.EXTRACTIVE, ExtractiveProvider.model,
+                                  detail="no Ollama, and llama.cpp is not installed")  # fmt: skip
+        probe = _probe_embedded(settings, pool_size=pool_size)
+        if probe.ok:
+            return ProviderChoice(ProviderName.EMBEDDED, embedded_model, detail=probe.detail)
+        logger.error("the embedded model cannot run here (%s); answering extractively",
+                     probe.detail)  # fmt: skip
+        return ProviderChoice(
+            ProviderName.EXTRACTIVE,
+            ExtractiveProvider.model,
+            detail=f"embedded model unusable ({probe.detail}); answering with the entries' text",
+        )
+    if requested is ProviderName.EMBEDDED:
+        if not embedded_available():
+            return ProviderChoice(requested, embedded_model, ok=False,
+                                  detail="llama-cpp-python is not installed")  # fmt: skip
+        probe = _probe_embedded(settings, pool_size=pool_size)
+        if not probe.ok:
+            logger.error("LLM_PROVIDER=embedded cannot run here: %s", probe.detail)
+        return ProviderChoice(requested, embedded_model, ok=probe.ok, detail=probe.detail)
+    if requested is ProviderName.OLLAMA:
+        return ProviderChoice(requested, settings.ollama_model)
+    if requested is ProviderName.OPENAI:
+        return ProviderChoice(requested, settings.openai_model)
+    return ProviderChoice(requested, ExtractiveProvider.model)
+
+
+class UnavailableProvider:
+    """Stands in for a configured model that cannot run here: every answer fails, saying why."""
+
+    generative = True
+
+    def __init__(self, choice: ProviderChoice) -> None:
+        self.name = choice.name.value
+        self.model = choice.model
+        self.reason = choice.detail
+
+    def generate(
+        self, *, question: str, context: list[SearchHit], on_token: TokenSink | None = None
+    ) -> Generation:
+        raise ModelCannotRun(f"the {self.name} model cannot run on this worker: {self.reason}")
+
+    def status(self) -> BackendStatus:
+        return BackendStatus(ok=False, detail=self.reason)
+
+
+def create_provider(
+    settings: Settings,
+    *,
+    client: httpx.Client,
+    choice: ProviderChoice | None = None,
+    pool_size: int = 1,
+) -> LLMProvider:
     """Build the provider this process generates with (loading an embedded model here)."""
-    return _build(resolve_provider(settings, client=client), settings, client)
+    choice = choice or choose_provider(settings, client=client, pool_size=pool_size)
+    if not choice.ok:
+        return UnavailableProvider(choice)
+    if choice.name is ProviderName.EMBEDDED:
+        return EmbeddedProvider(
+            model_path=settings.embedded_model_path,
+            n_ctx=settings.embedded_n_ctx,
+            threads=settings.embedded_threads or pool_threads(pool_size),
+            temperature=settings.llm_temperature,
+            max_tokens=settings.llm_max_tokens,
+        )
+    return _http_provider(choice.name, settings, client) or ExtractiveProvider()
 
 
-def _build(name: ProviderName, settings: Settings, client: httpx.Client) -> LLMProvider:
+def _http_provider(
+    name: ProviderName, settings: Settings, client: httpx.Client
+) -> LLMProvider | None:
     if name is ProviderName.OLLAMA:
         return _ollama(settings, client)
     if name is ProviderName.OPENAI:
@@ -87,39 +184,12 @@ def _build(name: ProviderName, settings: Settings, client: httpx.Client) -> LLMP
             temperature=settings.llm_temperature,
             max_tokens=settings.llm_max_tokens,
         )
-    if name is ProviderName.EMBEDDED:
-        threads = settings.embedded_threads or max(
-            1, (os.cpu_count() or 1) // settings.worker_concurrency
-        )
-        return EmbeddedProvider(
-            model_path=settings.embedded_model_path,
-            n_ctx=settings.embedded_n_ctx,
-            threads=threads,
-        )
-    return ExtractiveProvider()
+    return None
 
 
-class EmbeddedBackend:
-    """What the API knows of the embedded model: the workers load it, the API does not."""
-
-    name = "embedded"
-
-    def __init__(self, settings: Settings) -> None:
-        path = settings.embedded_model_path
-        self.model = path.stem if path else "gemma-3-270m-q4_k_m"
-        self.path = path
-
-    def status(self) -> BackendStatus:
-        if not embedded_available():
-            return BackendStatus(ok=False, detail="llama-cpp-python is not installed")
-        if self.path is not None and not self.path.exists():
-            return BackendStatus(ok=False, detail=f"EMBEDDED_MODEL_PATH {self.path} is missing")
-        return BackendStatus(ok=True, detail=f"llama.cpp runs {self.model} in each worker")
-
-
-def describe_backend(settings: Settings, *, client: httpx.Client) -> ModelBackend:
-    """The configured backend as the API sees it: name, model and a status check, no model load."""
-    name = resolve_provider(settings, client=client)
-    if name is ProviderName.EMBEDDED:
-        return EmbeddedBackend(settings)
-    return _build(name, settings, client)
+def describe_backend(
+    name: ProviderName, settings: Settings, *, client: httpx.Client
+) -> ModelBackend | None:
+    """A backend the API can check without loading a model: Ollama or an OpenAI-compatible
+    server (None for the embedded and extractive providers, which only workers can judge)."""
+    return _http_provider(name, settings, client)

@@ -4,6 +4,8 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,8 @@ from shared.llm.base import BackendStatus, Generation, StopGeneration, StreamCol
 from shared.llm.prompt import COMPLETION_STOPS, build_completion_prompt
 
 logger = logging.getLogger(__name__)
+
+DEFAULT_MODEL_NAME = "gemma-3-270m-q4_k_m"
 
 
 def embedded_available() -> bool:
@@ -35,6 +39,46 @@ def default_model_path() -> Path:
     return Path(gemma.assemble())
 
 
+def model_name(path: Path | None) -> str:
+    return path.stem if path else DEFAULT_MODEL_NAME
+
+
+def pool_threads(pool_size: int) -> int:
+    """Threads for one pool process: the cores shared among the pool, at least one."""
+    return max(1, (os.cpu_count() or 1) // max(1, pool_size))
+
+
+_params_lock = threading.Lock()
+
+
+@contextmanager
+def _without_extra_buffer_types() -> Iterator[None]:
+    """Load models without llama.cpp's extra buffer types (CPU weight repacking).
+
+    On CPUs with AMX (current Xeons), llama-cpp-python 0.3.36 built from source segfaults in the
+    first `decode` of a model whose weights were repacked for AMX, and a process forked after
+    OpenMP started (Celery's prefork pool) hangs for ever in `ggml_backend_amx_convert_weight`.
+    Without extra buffer types the weights stay as they are in the file, which every x86-64 and
+    arm64 CPU runs. `Llama` takes no such argument: it reads `llama_model_default_params()`
+    while loading, so that function answers with the field turned off for the duration.
+    """
+    import llama_cpp.llama_cpp as native
+
+    with _params_lock:
+        original = native.llama_model_default_params
+
+        def params() -> Any:
+            defaults = original()
+            defaults.use_extra_bufts = False
+            return defaults
+
+        native.llama_model_default_params = params
+        try:
+            yield
+        finally:
+            native.llama_model_default_params = original
+
+
 class EmbeddedProvider:
     """A small model loaded once per worker process, prompted with a few-shot pattern.
 
@@ -49,7 +93,7 @@ class EmbeddedProvider:
         *,
         model_path: Path | None = None,
         n_ctx: int = 2048,
-        threads: int | None = None,
+        threads: int = 1,
         temperature: float = 0.1,
         max_tokens: int = 160,
         context_entries: int = 1,
@@ -60,30 +104,41 @@ class EmbeddedProvider:
             raise LLMUnavailable("llama-cpp-python is not installed (the `local` extra)") from exc
         path = model_path or default_model_path()
         started = time.perf_counter()
-        self._llm: Any = Llama(
-            model_path=str(path),
-            n_ctx=n_ctx,
-            n_threads=threads or max(1, (os.cpu_count() or 2)),
-            verbose=False,
-        )
-        self.model = path.stem
+        with _without_extra_buffer_types():
+            self._llm: Any = Llama(
+                model_path=str(path),
+                n_ctx=n_ctx,
+                n_threads=threads,
+                n_threads_batch=threads,
+                verbose=False,
+            )
+        self.model = model_name(path)
         self.temperature = temperature
         self.max_tokens = max_tokens
         self.context_entries = context_entries
         self._lock = threading.Lock()  # one generation at a time per loaded model
-        logger.info("embedded model %s loaded in %.1f s", path.name, time.perf_counter() - started)
+        logger.info(
+            "embedded model %s loaded in %.1f s (%d threads)",
+            path.name, time.perf_counter() - started, threads,
+        )  # fmt: skip
 
     def generate(
         self, *, question: str, context: list[SearchHit], on_token: TokenSink | None = None
     ) -> Generation:
         prompt = build_completion_prompt(question=question, context=context[: self.context_entries])
+        return self.complete(prompt, on_token=on_token)
+
+    def complete(
+        self, prompt: str, *, on_token: TokenSink | None = None, max_tokens: int | None = None
+    ) -> Generation:
+        """Continue `prompt`, streaming the text to `on_token`."""
         collector = StreamCollector(on_token)
         completion_tokens = 0
         with self._lock:
             try:
                 stream = self._llm.create_completion(
                     prompt,
-                    max_tokens=self.max_tokens,
+                    max_tokens=max_tokens or self.max_tokens,
                     temperature=self.temperature,
                     stop=COMPLETION_STOPS,
                     stream=True,

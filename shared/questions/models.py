@@ -62,4 +62,8 @@ class Question(Base):
     # how often; the reconciler re-queues questions that a lost task left behind.
     enqueued_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     enqueue_count: Mapped[int] = mapped_column(Integer, default=0)
+    # While running: the worker process answering it ("host:pid") and until when its lease holds;
+    # the worker renews it, the reconciler re-queues the question once it expired.
+    lease_owner: Mapped[str | None] = mapped_column(String(200))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)

@@ -160,7 +160,7 @@ class HistoryEntry(BaseModel):
     action: Literal["answer", "handoff"] | None
     confidence: float | None
     sources: list[Source]
-    timestamp: datetime
+    timestamp: datetime = Field(description="When the question was asked (the list's order).")
     processing_time: int | None
 
 
@@ -179,7 +179,7 @@ class HistoryResponse(BaseModel):
                 action=_action(q.action),
                 confidence=q.confidence,
                 sources=[Source(**source) for source in q.sources or []],
-                timestamp=q.completed_at or q.created_at,
+                timestamp=q.created_at,
                 processing_time=q.processing_time_ms,
             )
             for q in questions

@@ -1,16 +1,23 @@
-"""Service functions over the `questions` table; callers own the transaction."""
+"""Service functions over the `questions` table; callers own the transaction, except where a
+function must queue a task after committing (`submit_question`, `dispatch`)."""
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
-from sqlalchemy.orm import Session
+from celery import Celery
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
 
 from shared.answering.engine import Answer
-from shared.core.db import utcnow
-from shared.core.errors import QuestionNotFound
+from shared.core.db import session_scope, utcnow
+from shared.core.errors import BrokerUnavailable, IdempotencyConflict, QuestionNotFound, QueueFull
+from shared.core.queue import enqueue_answer
 from shared.questions.models import TERMINAL_STATUSES, Question, QuestionStatus
+
+logger = logging.getLogger(__name__)
 
 
 def create_question(
@@ -74,16 +81,66 @@ def list_history(
     return list(rows), total
 
 
-def claim_question(*, session: Session, question_id: str) -> Question | None:
-    """Mark a non-terminal question `running` for one more attempt; None if nothing to do."""
-    question = session.get(Question, question_id)
-    if question is None or question.status in TERMINAL_STATUSES:
+def claim_question(
+    *, session: Session, question_id: str, owner: str, lease_seconds: float
+) -> Question | None:
+    """Take the question for one more attempt, under a lease held by `owner`; None when there is
+    nothing to do (unknown, already answered, or running under another worker's live lease)."""
+    now = utcnow()
+    claimable = or_(
+        Question.status == QuestionStatus.QUEUED,
+        (Question.status == QuestionStatus.RUNNING)
+        & (Question.lease_expires_at.is_(None) | (Question.lease_expires_at < now)),
+    )
+    claimed = session.execute(
+        update(Question)
+        .where(Question.id == question_id, claimable)
+        .values(
+            status=QuestionStatus.RUNNING,
+            attempts=Question.attempts + 1,
+            started_at=now,
+            lease_owner=owner,
+            lease_expires_at=now + timedelta(seconds=lease_seconds),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if not claimed.rowcount:  # type: ignore[attr-defined]
         return None
-    question.status = QuestionStatus.RUNNING
-    question.attempts += 1
-    question.started_at = utcnow()
-    session.flush()
-    return question
+    return session.get(Question, question_id, populate_existing=True)
+
+
+def renew_leases(
+    *, session: Session, owner: str, question_ids: list[str], lease_seconds: float
+) -> int:
+    """Extend the leases `owner` holds on these running questions; how many it still holds."""
+    if not question_ids:
+        return 0
+    result = session.execute(
+        update(Question)
+        .where(
+            Question.id.in_(question_ids),
+            Question.status == QuestionStatus.RUNNING,
+            Question.lease_owner == owner,
+        )
+        .values(lease_expires_at=utcnow() + timedelta(seconds=lease_seconds))
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def release_question(*, session: Session, question_id: str) -> None:
+    """Give a running question back to the queue (its task is retried later)."""
+    session.execute(
+        update(Question)
+        .where(Question.id == question_id, Question.status == QuestionStatus.RUNNING)
+        .values(
+            status=QuestionStatus.QUEUED,
+            lease_owner=None,
+            lease_expires_at=None,
+            enqueued_at=utcnow(),
+        )
+        .execution_options(synchronize_session=False)
+    )
 
 
 def _finish(*, session: Session, question_id: str, values: dict[str, Any]) -> bool:
@@ -121,6 +178,8 @@ def complete_question(
             "error_message": None,
             "completed_at": completed_at,
             "processing_time_ms": _elapsed_ms(started_at, completed_at),
+            "lease_owner": None,
+            "lease_expires_at": None,
         },
     )
 
@@ -138,6 +197,8 @@ def fail_question(
             "error_message": message,
             "provider": provider,
             "completed_at": utcnow(),
+            "lease_owner": None,
+            "lease_expires_at": None,
         },
     )
 
@@ -158,15 +219,14 @@ def reconcile_questions(
     queue_empty: bool,
     queued_after: float,
     queued_max_wait: float,
-    running_after: float,
     max_attempts: int,
     limit: int = 500,
 ) -> ReconcileReport:
     """Find questions a lost task left behind; mark them re-queued, or failed after too many tries.
 
     Queued: never queued (the broker was down), or queued `queued_after` s ago while the queue is
-    empty, or `queued_max_wait` s ago whatever the queue holds. Running: started longer ago than
-    the task may run. The caller sends the tasks after committing.
+    empty, or `queued_max_wait` s ago whatever the queue holds. Running: its worker stopped
+    renewing its lease (killed, or its machine lost). The caller dispatches after committing.
     """
     now = utcnow()
     stale_queued = Question.enqueued_at < now - timedelta(seconds=queued_max_wait)
@@ -176,7 +236,7 @@ def reconcile_questions(
         (Question.status == QuestionStatus.QUEUED) & (Question.enqueued_at.is_(None) | stale_queued)
     ) | (
         (Question.status == QuestionStatus.RUNNING)
-        & (Question.started_at < now - timedelta(seconds=running_after))
+        & (Question.lease_expires_at.is_(None) | (Question.lease_expires_at < now))
     )
     requeued, gave_up = [], []
     for question in session.scalars(
@@ -194,6 +254,82 @@ def reconcile_questions(
         question.enqueued_at, question.enqueue_count = now, question.enqueue_count + 1
         if question.status is QuestionStatus.RUNNING:
             question.status = QuestionStatus.QUEUED
+            question.lease_owner, question.lease_expires_at = None, None
         requeued.append(question.id)
     session.flush()
     return ReconcileReport(requeued=requeued, gave_up=gave_up)
+
+
+def dispatch(
+    *,
+    producer: Celery,
+    sessions: sessionmaker[Session],
+    question_id: str,
+    request_id: str | None = None,
+) -> bool:
+    """Queue the answering task of a committed question; when the broker is down, record it so
+    the reconciler queues it later. The one way into the queue, for the API and the reconciler."""
+    try:
+        enqueue_answer(producer, question_id=question_id, request_id=request_id)
+    except BrokerUnavailable as exc:
+        logger.error("question %s stored but not queued: %s", question_id, exc.message)
+        with session_scope(sessions) as session:
+            mark_enqueue_failed(session=session, question_id=question_id)
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class Submitted:
+    question_id: str
+    queued: bool  # False: stored, but the broker was down; the reconciler will queue it
+
+
+def _same_key(session: Session, key: str, text: str) -> str | None:
+    question = find_by_idempotency_key(session=session, key=key)
+    if question is None:
+        return None
+    if question.question != text:
+        raise IdempotencyConflict("this Idempotency-Key was used for a different question")
+    return question.id
+
+
+def submit_question(
+    *,
+    sessions: sessionmaker[Session],
+    producer: Celery,
+    text: str,
+    context_method: str,
+    idempotency_key: str | None = None,
+    max_queue_depth: int = 0,
+    retry_after: int = 10,
+    request_id: str | None = None,
+) -> Submitted:
+    """Store a question and queue it (or return the one this idempotency key already stored).
+
+    It commits before queuing — a worker must find the row when it takes the task — so it opens
+    its own unit of work."""
+    try:
+        with session_scope(sessions) as session:
+            if idempotency_key and (found := _same_key(session, idempotency_key, text)):
+                return Submitted(found, queued=True)
+            if max_queue_depth and (waiting := count_waiting(session=session)) >= max_queue_depth:
+                raise QueueFull(
+                    f"{waiting} questions are waiting; please retry later", retry_after=retry_after
+                )
+            question_id = create_question(
+                session=session,
+                text=text,
+                context_method=context_method,
+                idempotency_key=idempotency_key,
+            ).id
+    except IntegrityError:  # the same key, at the same moment, from another request
+        with session_scope(sessions) as session:
+            found = _same_key(session, idempotency_key or "", text)
+        if found is None:
+            raise
+        return Submitted(found, queued=True)
+    queued = dispatch(
+        producer=producer, sessions=sessions, question_id=question_id, request_id=request_id
+    )
+    return Submitted(question_id, queued=queued)

@@ -13,6 +13,8 @@ from api.routes.questions import parse_prefer
         ("respond-async, wait=7", 7.0, ["respond-async", "wait=7"]),
         ("wait=500", 120.0, ["wait=500"]),
         ("wait=abc", 30.0, []),
+        ("wait=nan", 30.0, []),
+        ("wait=inf", 30.0, []),
         ("handling=lenient", 30.0, []),
     ],
 )

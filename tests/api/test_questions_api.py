@@ -1,6 +1,8 @@
 """The API against a real Redis and a real Celery worker process (extractive provider)."""
 
+import time
 import uuid
+from datetime import datetime
 
 import pytest
 from fastapi.testclient import TestClient
@@ -80,6 +82,11 @@ def test_history_lists_answers_newest_first_and_searches(client: TestClient) -> 
     }  # fmt: skip
     limited = client.get("/api/v1/history", params={"search": marker, "n": 1}).json()
     assert (limited["count"], limited["total"]) == (1, 2)
+    # The timestamp is when each was asked, so the newest-first order reads in order.
+    asked = [datetime.fromisoformat(e["timestamp"]) for e in body["entries"]]
+    assert asked == sorted(asked, reverse=True)
+    record = client.get(f"/api/v1/questions/{second['question_id']}").json()
+    assert body["entries"][0]["timestamp"] == record["created_at"]
 
 
 @pytest.mark.parametrize("params", [{"n": 0}, {"n": 101}, {"n": "x"}, {"search": "a"}])
@@ -102,9 +109,26 @@ def test_ask_rejects_bad_questions_and_stores_nothing(
     assert client.get("/api/v1/history").json()["total"] == before
 
 
-def test_ask_rejects_wait_out_of_range(client: TestClient) -> None:
-    response = client.post(ASK, params={"wait": 121}, json={"question": "Refund please?"})
+@pytest.mark.parametrize("wait", ["-1", "nan", "inf", "-inf", "soon"])
+def test_ask_rejects_a_wait_that_is_not_a_finite_duration(client: TestClient, wait: str) -> None:
+    response = client.post(ASK, params={"wait": wait}, json={"question": "Refund please?"})
     assert response.status_code == 422
+
+
+def test_a_long_wait_is_shortened_to_the_maximum(base_settings: Settings) -> None:
+    # No worker serves this queue: the question stays queued, so only the clamp ends the wait.
+    unserved = base_settings.model_copy(
+        update={"celery_queue": f"unserved-{uuid.uuid4().hex[:6]}", "max_wait_seconds": 1.0}
+    )
+    with TestClient(create_app(unserved)) as api:
+        accepted = api.post(ASK, params={"wait": 0}, json={"question": "Refund please?"})
+        started = time.monotonic()
+        record = api.get(accepted.headers["Location"], params={"wait": 500})
+        waited = time.monotonic() - started
+        asked = api.post(ASK, params={"wait": 500}, json={"question": "Warranty please?"})
+    assert record.status_code == 200 and record.json()["status"] == "queued"
+    assert 0.9 <= waited < 5
+    assert asked.status_code == 202
 
 
 def test_unknown_question_is_a_json_404(client: TestClient) -> None:

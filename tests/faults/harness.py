@@ -2,13 +2,12 @@
 model backend, the API, workers and beat — each a real process the tests can kill and restart."""
 
 import collections
-import os
-import re
-import signal
+import json
 import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterable
 from pathlib import Path
 
 import httpx
@@ -19,6 +18,8 @@ from shared.core.config import PROJECT_ROOT, ProviderName, Settings
 from shared.core.db import create_db_engine, create_session_factory, session_scope
 from shared.questions.models import TERMINAL_STATUSES, Question, QuestionStatus
 from tests.conftest import ApiProcess, WorkerProcess, migrate, settings_env
+from tests.support.processes import kill_group, spawn
+from worker.tasks import STORED_MESSAGE
 
 QUESTIONS = [
     "How long does shipping take?", "What is your refund policy?", "Can I cancel my order?",
@@ -70,10 +71,10 @@ class Cluster:
         self.workers: list[WorkerProcess] = []
         self.api = ApiProcess(self.settings, directory / "api.log")
         self.api.wait_ready()
-        self.beat = subprocess.Popen(
+        self.beat = spawn(
             [sys.executable, "-m", "celery", "-A", "worker.celery_app", "beat",
              "--schedule", str(directory / "beat-schedule"), "--loglevel", "INFO"],
-            env=settings_env(self.settings), cwd=PROJECT_ROOT, start_new_session=True,
+            env=settings_env(self.settings), cwd=PROJECT_ROOT,
             stdout=(directory / "beat.log").open("wb"), stderr=subprocess.STDOUT,
         )  # fmt: skip
         self.sessions = create_session_factory(create_db_engine(database_url))
@@ -81,23 +82,22 @@ class Cluster:
 
     # --- processes -------------------------------------------------------------------------
     def start_redis(self) -> None:
-        self.redis = subprocess.Popen(
+        self.redis = spawn(
             [redis_server_binary(), "--bind", "127.0.0.1", "--port", str(self.redis_port),
              "--save", "", "--appendonly", "no", "--dir", str(self.directory)],
-            stdout=subprocess.DEVNULL, start_new_session=True,
+            stdout=subprocess.DEVNULL,
         )  # fmt: skip
         wait_for_redis(f"redis://127.0.0.1:{self.redis_port}/0", timeout=10)
 
     def kill_redis(self) -> None:
         assert self.redis is not None
-        os.killpg(self.redis.pid, signal.SIGKILL)
-        self.redis.wait()
+        kill_group(self.redis)
 
     def start_model(self) -> None:
-        self.model = subprocess.Popen(
+        self.model = spawn(
             [sys.executable, "-m", "tests.faults.fake_ollama", "--port", str(self.model_port),
              "--delay", str(self.model_delay)],
-            cwd=PROJECT_ROOT, start_new_session=True,
+            cwd=PROJECT_ROOT,
         )  # fmt: skip
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
@@ -110,8 +110,7 @@ class Cluster:
 
     def stop_model(self) -> None:
         assert self.model is not None
-        os.killpg(self.model.pid, signal.SIGKILL)
-        self.model.wait()
+        kill_group(self.model)
 
     def start_worker(self, *, concurrency: int = 2) -> WorkerProcess:
         log = self.directory / f"worker-{len(self.workers)}.log"
@@ -122,12 +121,10 @@ class Cluster:
 
     def kill_worker(self, worker: WorkerProcess) -> None:
         """SIGKILL the worker and its pool, as a crashed machine would lose them."""
-        os.killpg(worker.process.pid, signal.SIGKILL)
-        worker.process.wait()
+        kill_group(worker.process)
 
     def restart_api(self) -> None:
-        os.killpg(self.api.process.pid, signal.SIGKILL)
-        self.api.process.wait()
+        kill_group(self.api.process)
         port = self.api.port
         self.api = ApiProcess(self.settings, self.directory / "api-2.log", port=port)
         self.api.wait_ready()
@@ -136,9 +133,8 @@ class Cluster:
         self.http.close()
         for process in [self.api.process, self.beat, *(w.process for w in self.workers),
                         self.model, self.redis]:  # fmt: skip
-            if process is not None and process.poll() is None:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+            if process is not None:
+                kill_group(process)
 
     # --- traffic and accounting ------------------------------------------------------------
     def ask(self, n: int, *, offset: int = 0) -> list[str]:
@@ -170,29 +166,75 @@ class Cluster:
                 return counts
             time.sleep(0.5)
 
+    def running_on(self, worker: WorkerProcess) -> list[str]:
+        """The questions whose lease `worker`'s pool processes hold right now."""
+        with session_scope(self.sessions) as session:
+            return list(session.scalars(
+                select(Question.id).where(
+                    Question.status == QuestionStatus.RUNNING,
+                    Question.lease_owner.startswith(f"{worker.name}:"),
+                )
+            ))  # fmt: skip
+
+    def completed_at(self, ids: list[str]) -> dict[str, float]:
+        """When each completed question was stored (epoch seconds)."""
+        with session_scope(self.sessions) as session:
+            rows = session.execute(
+                select(Question.id, Question.completed_at).where(
+                    Question.id.in_(ids), Question.status == QuestionStatus.COMPLETED
+                )
+            ).all()  # fmt: skip
+        return {question_id: at.timestamp() for question_id, at in rows if at is not None}
+
+    def attempts(self, ids: list[str]) -> dict[str, tuple[int, int]]:
+        """(attempts, times queued) of each question."""
+        with session_scope(self.sessions) as session:
+            rows = session.execute(
+                select(Question.id, Question.attempts, Question.enqueue_count)
+                .where(Question.id.in_(ids))
+            ).all()  # fmt: skip
+        return {question_id: (attempts, queued) for question_id, attempts, queued in rows}
+
     def stored_answers(self) -> collections.Counter[str]:
-        """How often a worker stored the answer of each question (by the workers' own logs)."""
-        stored: collections.Counter[str] = collections.Counter()
-        pattern = re.compile(r"stored the answer of question (\S+)")
-        for log in self.directory.glob("worker-*.log"):
-            stored.update(pattern.findall(log.read_text(errors="replace")))
-        return stored
+        return count_stored_answers(self.directory.glob("worker-*.log"))
 
     def summary(
-        self, name: str, ids: list[str], counts: collections.Counter[str]
+        self, name: str, ids: list[str], counts: collections.Counter[str], **extra: object
     ) -> dict[str, int]:
-        stored = self.stored_answers()
         figures = {
             "accepted": len(ids),
             "completed": counts[QuestionStatus.COMPLETED.value],
             "failed": counts[QuestionStatus.FAILED.value],
-            "duplicates": sum(stored[i] - 1 for i in ids if stored[i] > 1),
+            "duplicates": duplicates(self.stored_answers(), ids),
             "lost": len(ids) - sum(counts[s.value] for s in TERMINAL_STATUSES),
         }
-        print(f"fault={name} " + " ".join(f"{k}={v}" for k, v in figures.items()), flush=True)
+        line = " ".join(f"{k}={v}" for k, v in {**figures, **extra}.items())
+        print(f"fault={name} {line}", flush=True)
         return figures
 
     def logs_contain(self, text: str) -> list[str]:
         return [
             p.name for p in self.directory.glob("*.log") if text in p.read_text(errors="replace")
         ]
+
+
+def count_stored_answers(logs: Iterable[Path]) -> collections.Counter[str]:
+    """How often a worker stored the answer of each question: the workers' JSON log lines whose
+    message is STORED_MESSAGE, by their structured `question_id` field."""
+    stored: collections.Counter[str] = collections.Counter()
+    for log in logs:
+        for line in log.read_text(errors="replace").splitlines():
+            if not line.startswith("{"):
+                continue  # Celery's banner and other plain text
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if record.get("message") == STORED_MESSAGE and record.get("question_id"):
+                stored[record["question_id"]] += 1
+    return stored
+
+
+def duplicates(stored: collections.Counter[str], ids: list[str]) -> int:
+    """Answers stored beyond the first, over `ids`."""
+    return sum(stored[i] - 1 for i in ids if stored[i] > 1)

@@ -1,7 +1,9 @@
 """Fault injection against real processes on loopback (`make test-faults`).
 
 Each test prints what it injects and ends with one line:
-`fault=<name> accepted=N completed=N failed=N duplicates=N lost=N`.
+`fault=<name> accepted=N completed=N failed=N duplicates=N lost=N [...]`. `duplicates` counts
+the answers the workers stored beyond the first, from the structured `question_id` of their JSON
+log lines; every fault also asserts that it hit work in flight.
 """
 
 import random
@@ -46,16 +48,48 @@ def test_workers_killed_at_random_moments(cluster_factory: type[Cluster]) -> Non
     cluster.start_worker()
     ids = cluster.ask(200)
     say("200 questions accepted; killing workers with SIGKILL at random moments")
+    in_flight: list[str] = []
     for round_ in range(4):
         time.sleep(rng.uniform(1.0, 3.0))
         alive = [w for w in cluster.workers if w.process.poll() is None]
         victim = rng.choice(alive)
+        held = cluster.running_on(victim)
         cluster.kill_worker(victim)
-        say(f"round {round_ + 1}: SIGKILL {victim.name} (pid {victim.process.pid}) and its pool")
+        in_flight += held
+        say(f"round {round_ + 1}: SIGKILL {victim.name} and its pool, answering {len(held)}")
         cluster.start_worker()
         say("started a new worker")
     counts = cluster.wait_terminal(ids, timeout=150)
-    _check(cluster.summary("worker_kill", ids, counts))
+    assert in_flight, "no kill hit a question in flight"
+    attempts = cluster.attempts(in_flight)
+    assert all(tries > 1 and queued > 1 for tries, queued in attempts.values())
+    _check(cluster.summary("worker_kill", ids, counts, in_flight=len(in_flight)))
+
+
+def test_a_killed_workers_question_is_answered_by_another_within_30_s(
+    cluster_factory: type[Cluster],
+) -> None:
+    answer_time = 3.0
+    cluster = cluster_factory(model_delay=answer_time)
+    doomed = cluster.start_worker(concurrency=1)
+    ids = cluster.ask(1)
+    deadline = time.monotonic() + 20
+    while not cluster.running_on(doomed) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert cluster.running_on(doomed) == ids, "the question never started"
+    cluster.start_worker(concurrency=1)
+    killed_at = time.time()
+    cluster.kill_worker(doomed)
+    say(f"SIGKILL {doomed.name} while it answered; a second worker is idle")
+    counts = cluster.wait_terminal(ids, timeout=60)
+    recovery = cluster.completed_at(ids)[ids[0]] - killed_at
+    say(
+        f"answered again {recovery:.1f} s after the kill (lease {cluster.settings.lease_seconds} "
+        f"s, reconciler every {cluster.settings.reconcile_interval} s, answer {answer_time} s)"
+    )
+    assert recovery <= 30 + answer_time
+    assert cluster.attempts(ids)[ids[0]][0] == 2
+    _check(cluster.summary("worker_kill_recovery", ids, counts, recovery_s=f"{recovery:.1f}"))
 
 
 def test_redis_restarted_empty_mid_batch(cluster_factory: type[Cluster]) -> None:
@@ -64,6 +98,7 @@ def test_redis_restarted_empty_mid_batch(cluster_factory: type[Cluster]) -> None
     ids = cluster.ask(100)
     time.sleep(2)
     before = cluster.statuses(ids)
+    assert before["completed"] < len(ids), "the batch was over before Redis was killed"
     cluster.kill_redis()
     say(f"SIGKILL Redis mid-batch (done so far: {before['completed']}); starting it empty")
     time.sleep(1)
@@ -122,6 +157,8 @@ def test_api_restarted_while_clients_wait(cluster_factory: type[Cluster]) -> Non
     for thread in threads:
         thread.start()
     time.sleep(3)
+    waiting = 20 - len(results)
+    assert waiting > 0, "every client had its answer before the API was killed"
     cluster.restart_api()
     say("SIGKILL the API while 20 clients wait, then started it again on the same port")
     for thread in threads:

@@ -11,9 +11,9 @@ from sqlalchemy import update
 from api.main import create_app
 from shared.cli.launcher import free_port
 from shared.core.config import Settings
-from shared.core.db import create_db_engine, create_session_factory, session_scope
+from shared.core.db import create_db_engine, create_session_factory, session_scope, utcnow
 from shared.core.queue import RECONCILE_TASK
-from shared.questions.models import Question, QuestionStatus, utcnow
+from shared.questions.models import Question, QuestionStatus
 from shared.questions.service import create_question, get_question
 from tests.conftest import StartWorker, WorkerProcess
 
@@ -63,15 +63,21 @@ def test_question_accepted_while_the_broker_is_down_is_answered_later(
 
 
 def _left_running(settings: Settings, text: str, *, attempts: int) -> str:
-    """A question its worker took long ago, and then died on."""
+    """A question its worker took, and then died on: its lease ran out."""
     sessions = create_session_factory(create_db_engine(settings.database_url))
     with session_scope(sessions) as session:
         question_id = create_question(session=session, text=text, context_method="hybrid").id
-        long_ago = utcnow() - timedelta(seconds=settings.task_time_limit + 60)
+        now = utcnow()
         session.execute(
             update(Question)
             .where(Question.id == question_id)
-            .values(status=QuestionStatus.RUNNING, started_at=long_ago, attempts=attempts)
+            .values(
+                status=QuestionStatus.RUNNING,
+                started_at=now - timedelta(seconds=30),
+                lease_owner="celery@gone:123",
+                lease_expires_at=now - timedelta(seconds=1),
+                attempts=attempts,
+            )
         )
     return question_id
 

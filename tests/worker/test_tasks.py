@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 from api.main import create_app
 from shared.cli.launcher import free_port
 from shared.core.config import ProviderName, Settings
+from shared.core.errors import LLMUnavailable
 from shared.core.queue import ANSWER_QUESTION_TASK
 from tests.conftest import StartWorker, WorkerProcess
 
@@ -44,18 +45,21 @@ def test_unreachable_model_retries_then_stores_the_failure(
             "task_retry_backoff": 0.1,
         }
     )
-    start_worker(down)
+    worker = start_worker(down)
     with TestClient(create_app(down)) as api:
         response = api.post("/api/v1/ask", json={"question": "What is your refund policy?"})
         assert response.status_code == 503, response.text
         body = response.json()
         assert body["error"]["code"] == "llm_unavailable"
-        assert "cannot reach Ollama" in body["error"]["message"]
+        # The customer learns what happened, not where the backend runs; the log says where.
+        assert body["error"]["message"] == LLMUnavailable.public_message
+        assert "127.0.0.1" not in response.text and "Errno" not in response.text
         record = api.get(f"/api/v1/questions/{body['question_id']}").json()
     assert record["status"] == "failed"
     assert record["attempts"] == 3  # the first try and two retries
     assert record["error"]["code"] == "llm_unavailable"
     assert record["answer"] is None
+    assert "cannot reach Ollama at http://127.0.0.1" in worker.log_path.read_text()
 
 
 def test_duplicate_delivery_stores_one_answer(

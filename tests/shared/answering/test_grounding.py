@@ -39,13 +39,16 @@ def test_a_faithful_paraphrase_passes() -> None:
         ("Returns within 30 days [billing#secret-policy] are refunded.", "not retrieved"),
         ("You can visit our store in Berlin to return items within 30 days.", "'Berlin'"),
         ("Our partner ReturnCo collects items within 30 days.", "'ReturnCo'"),
-        ("Ask the cashier to wrap and gift your goods for 30 days.", "do not support"),
-        ("Items in their original packaging are not refunded within 30 days.", "around"),
+        ("Ask the cashier to wrap and gift your goods for 30 days.", "no entry supports"),
+        (
+            "Items in their original packaging are not refunded within 30 days.",
+            "turns an entry around",
+        ),
     ],
 )
 def test_invented_facts_are_refused(draft: str, reason: str) -> None:
     verdict = _grounding().check(draft)
-    assert not verdict.ok and reason in (verdict.reason or "")
+    assert not verdict.ok and reason in (verdict.detail or "")
 
 
 def test_numbers_the_customer_gave_may_be_repeated() -> None:
@@ -56,12 +59,12 @@ def test_numbers_the_customer_gave_may_be_repeated() -> None:
 def test_echoing_the_instructions_is_refused() -> None:
     echo = " ".join(SYSTEM_PROMPT.split()[:12])
     verdict = _grounding().check(f"{echo} Returns within 30 days are refunded.")
-    assert not verdict.ok and "instructions" in (verdict.reason or "")
+    assert not verdict.ok and "instructions" in (verdict.detail or "")
 
 
 def test_leaving_out_every_figure_of_the_best_entry_is_refused() -> None:
     verdict = _grounding().check("You can return items for a refund.")
-    assert not verdict.ok and "figure" in (verdict.reason or "")
+    assert not verdict.ok and "figure" in (verdict.detail or "")
 
 
 def test_empty_draft_is_refused() -> None:
@@ -97,7 +100,7 @@ def test_gated_stream_releases_only_checked_sentences() -> None:
             break
     gate.finish()
     assert "".join(published).strip() == "You can return items within 30 days."
-    assert not gate.verdict.ok and "1000" in (gate.verdict.reason or "")
+    assert not gate.verdict.ok and "1000" in (gate.verdict.detail or "")
 
 
 def test_gated_stream_stops_when_the_model_starts_a_new_turn() -> None:
@@ -117,5 +120,5 @@ def test_a_figure_must_appear_whole() -> None:
     )
     assert grounding.check("Call us on +1 800 555 0199, Monday to Friday.").ok
     verdict = grounding.check("Call us on 1-800-555-0188.")
-    assert not verdict.ok and "1-800-555-0188" in (verdict.reason or "")
+    assert not verdict.ok and "1-800-555-0188" in (verdict.detail or "")
     assert grounding.check("Chat is answered within 2 minutes, email within 1 business day.").ok

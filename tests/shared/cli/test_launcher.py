@@ -13,6 +13,7 @@ import pytest
 
 from shared.cli.launcher import free_port
 from shared.core.config import PROJECT_ROOT
+from tests.support.processes import spawn
 
 pytestmark = pytest.mark.integration
 
@@ -62,10 +63,10 @@ def test_run_answers_over_http_and_ctrl_c_leaves_nothing_behind(tmp_path: Path) 
         DATABASE_URL=f"sqlite:///{tmp_path / 'run.db'}",
         API_PORT=str(api_port),
         FLOWER_PORT=str(flower_port),
-        LLM_PROVIDER="extractive",
-        WORKER_CONCURRENCY="1",
+        # Nothing else configured: no Ollama here, so the embedded model answers.
+        OLLAMA_HOST=f"http://127.0.0.1:{free_port()}",
     )
-    launcher = subprocess.Popen(
+    launcher = spawn(
         [sys.executable, "-m", "shared.cli.launcher"], env=env, cwd=PROJECT_ROOT,
         stdout=(tmp_path / "run.log").open("wb"), stderr=subprocess.STDOUT,
     )  # fmt: skip
@@ -80,6 +81,7 @@ def test_run_answers_over_http_and_ctrl_c_leaves_nothing_behind(tmp_path: Path) 
         )
         assert sync.status_code == 200, sync.text
         assert sync.json()["sources"][0]["id"] == "returns-and-refunds#what-is-your-refund-policy"
+        assert sync.json()["provider"] == "embedded"
 
         accepted = httpx.post(
             f"{base}/ask", json={"question": "How do I track my order?"},

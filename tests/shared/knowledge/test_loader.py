@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from shared.knowledge import KnowledgeBase
 from shared.core.config import PROJECT_ROOT
+from shared.knowledge import KnowledgeBase
 from shared.knowledge.loader import (
     EntryKind,
     content_version,

@@ -7,10 +7,17 @@ import httpx
 import pytest
 
 from shared.core.config import PROJECT_ROOT, Settings
-from shared.core.errors import LLMError, LLMModelNotFound, LLMTimeout, LLMUnavailable
+from shared.core.errors import (
+    LLMError,
+    LLMModelNotFound,
+    LLMTimeout,
+    LLMUnavailable,
+    ModelCannotRun,
+)
 from shared.knowledge import KnowledgeBase, SearchHit
-from shared.llm import StopGeneration, create_provider, resolve_provider
+from shared.llm import StopGeneration, choose_provider, create_provider
 from shared.llm.ollama import OllamaProvider
+from shared.llm.probe import ProbeResult
 
 HOST = "http://ollama.test:11434"
 KNOWLEDGE = PROJECT_ROOT / "knowledge"
@@ -152,11 +159,40 @@ def _refusing_client() -> httpx.Client:
     return httpx.Client(transport=httpx.MockTransport(refuse))
 
 
-def test_auto_without_ollama_takes_the_embedded_model_when_installed(
+def test_auto_without_ollama_takes_the_embedded_model_when_its_probe_passes(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr("shared.llm.embedded_available", lambda: True)
-    assert resolve_provider(_settings("auto"), client=_refusing_client()) == "embedded"
+    monkeypatch.setattr(
+        "shared.llm._probe_embedded", lambda *a, **k: ProbeResult(True, "generated 8 tokens", 0.5)
+    )
+    choice = choose_provider(_settings("auto"), client=_refusing_client(), pool_size=2)
+    assert choice.name == "embedded" and choice.ok
+
+
+def test_auto_falls_back_to_extractive_when_the_embedded_probe_fails(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("shared.llm.embedded_available", lambda: True)
+    crashed = ProbeResult(False, "the model crashed the probe process (SIGSEGV)", 0.3)
+    monkeypatch.setattr("shared.llm._probe_embedded", lambda *a, **k: crashed)
+    choice = choose_provider(_settings("auto"), client=_refusing_client(), pool_size=2)
+    assert choice.name == "extractive" and choice.ok
+    assert "SIGSEGV" in choice.detail
+
+
+def test_explicit_embedded_that_cannot_run_fails_its_questions(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("shared.llm.embedded_available", lambda: True)
+    hung = ProbeResult(False, "the model did not load and answer within 60 s (hung; killed)", 60)
+    monkeypatch.setattr("shared.llm._probe_embedded", lambda *a, **k: hung)
+    provider = create_provider(_settings("embedded"), client=_refusing_client())
+    assert provider.name == "embedded" and not provider.status().ok
+    with pytest.raises(ModelCannotRun) as caught:
+        provider.generate(question="Can I cancel?", context=[])
+    assert caught.value.code == "llm_unavailable" and not caught.value.transient
+    assert "hung" in caught.value.message
 
 
 def test_auto_without_ollama_or_llama_cpp_is_extractive(monkeypatch: pytest.MonkeyPatch) -> None:

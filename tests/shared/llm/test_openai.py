@@ -15,6 +15,7 @@ from shared.core.errors import LLMError, LLMModelNotFound, LLMUnavailable
 from shared.knowledge import KnowledgeBase
 from shared.llm.embedded import default_model_path, embedded_available
 from shared.llm.openai import OpenAIProvider
+from tests.support.processes import spawn, stop
 
 KNOWLEDGE = PROJECT_ROOT / "knowledge"
 
@@ -29,7 +30,7 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         pytest.skip("llama-cpp-python is not installed")
     port = free_port()
     log = (tmp_path_factory.mktemp("llama") / "server.log").open("wb")
-    server = subprocess.Popen(
+    server = spawn(
         [sys.executable, "-m", "llama_cpp.server", "--model", str(default_model_path()),
          "--model_alias", "gemma-3-270m", "--host", "127.0.0.1", "--port", str(port),
          "--n_ctx", "2048", "--n_threads", "2", "--chat_format", "gemma"],
@@ -47,7 +48,7 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                 time.sleep(0.3)
         yield base
     finally:
-        server.terminate()
+        stop(server)
         server.wait(timeout=20)
         log.close()
 

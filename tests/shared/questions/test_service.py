@@ -4,9 +4,9 @@ import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared.answering.engine import Answer, AnswerAction
-from shared.core.db import session_scope
+from shared.core.db import session_scope, utcnow
 from shared.core.errors import QuestionNotFound
-from shared.questions.models import QuestionStatus, utcnow
+from shared.questions.models import Question, QuestionStatus
 from shared.questions.service import (
     claim_question,
     complete_question,
@@ -14,7 +14,25 @@ from shared.questions.service import (
     fail_question,
     get_question,
     list_history,
+    reconcile_questions,
+    release_question,
+    renew_leases,
 )
+
+LEASE = 10.0
+
+
+def _claim(session: Session, question_id: str, owner: str = "w1:1") -> Question | None:
+    return claim_question(
+        session=session, question_id=question_id, owner=owner, lease_seconds=LEASE
+    )
+
+
+def _expire_lease(sessions: sessionmaker[Session], question_id: str) -> None:
+    with session_scope(sessions) as session:
+        question = session.get(Question, question_id)
+        assert question is not None
+        question.lease_expires_at = utcnow() - timedelta(seconds=1)
 
 
 def _answer(text: str) -> Answer:
@@ -28,7 +46,7 @@ def _answered(sessions: sessionmaker[Session], text: str, *, answer: str = "answ
     with session_scope(sessions) as session:
         question_id = create_question(session=session, text=text, context_method="keyword").id
     with session_scope(sessions) as session:
-        question = claim_question(session=session, question_id=question_id)
+        question = _claim(session, question_id)
         assert question is not None and question.started_at is not None
         assert complete_question(
             session=session, question_id=question_id, answer=_answer(answer),
@@ -53,22 +71,78 @@ def test_unknown_question_raises_not_found(sessions: sessionmaker[Session]) -> N
         get_question(session=session, question_id="nope")
 
 
-def test_claim_marks_running_and_counts_attempts(sessions: sessionmaker[Session]) -> None:
+def test_claim_marks_running_under_a_lease_and_counts_attempts(
+    sessions: sessionmaker[Session],
+) -> None:
     with session_scope(sessions) as session:
         question_id = create_question(session=session, text="Hi?", context_method="keyword").id
-    for attempt in (1, 2):
+    for attempt, owner in ((1, "w1:1"), (2, "w2:7")):
         with session_scope(sessions) as session:
-            question = claim_question(session=session, question_id=question_id)
+            question = _claim(session, question_id, owner)
             assert question is not None
             assert question.status is QuestionStatus.RUNNING
             assert question.attempts == attempt
+            assert question.lease_owner == owner
+            assert question.lease_expires_at is not None
+            assert question.lease_expires_at > utcnow() + timedelta(seconds=LEASE - 2)
+        _expire_lease(sessions, question_id)
+
+
+def test_a_live_lease_keeps_other_workers_off(sessions: sessionmaker[Session]) -> None:
+    with session_scope(sessions) as session:
+        question_id = create_question(session=session, text="Hi?", context_method="keyword").id
+        assert _claim(session, question_id, "w1:1") is not None
+    with session_scope(sessions) as session:
+        assert _claim(session, question_id, "w2:2") is None  # a duplicate delivery
+
+
+def test_only_the_holder_renews_a_lease(sessions: sessionmaker[Session]) -> None:
+    with session_scope(sessions) as session:
+        question_id = create_question(session=session, text="Hi?", context_method="keyword").id
+        assert _claim(session, question_id, "w1:1") is not None
+    _expire_lease(sessions, question_id)
+    with session_scope(sessions) as session:
+        assert renew_leases(session=session, owner="w2:2", question_ids=[question_id],
+                            lease_seconds=LEASE) == 0  # fmt: skip
+        assert renew_leases(session=session, owner="w1:1", question_ids=[question_id],
+                            lease_seconds=LEASE) == 1  # fmt: skip
+    with session_scope(sessions) as session:
+        question = get_question(session=session, question_id=question_id)
+        assert question.lease_expires_at is not None and question.lease_expires_at > utcnow()
+
+
+def test_an_expired_lease_is_requeued_by_the_reconciler(sessions: sessionmaker[Session]) -> None:
+    with session_scope(sessions) as session:
+        live = create_question(session=session, text="Live?", context_method="keyword").id
+        lost = create_question(session=session, text="Lost?", context_method="keyword").id
+        assert _claim(session, live) is not None and _claim(session, lost) is not None
+    _expire_lease(sessions, lost)
+    with session_scope(sessions) as session:
+        report = reconcile_questions(session=session, queue_empty=False, queued_after=60,
+                                     queued_max_wait=900, max_attempts=5)  # fmt: skip
+    assert report.requeued == [lost] and report.gave_up == []
+    with session_scope(sessions) as session:
+        question = get_question(session=session, question_id=lost)
+        assert question.status is QuestionStatus.QUEUED and question.lease_owner is None
+        assert get_question(session=session, question_id=live).status is QuestionStatus.RUNNING
+
+
+def test_a_released_question_can_be_claimed_again(sessions: sessionmaker[Session]) -> None:
+    with session_scope(sessions) as session:
+        question_id = create_question(session=session, text="Hi?", context_method="keyword").id
+        assert _claim(session, question_id) is not None
+    with session_scope(sessions) as session:
+        release_question(session=session, question_id=question_id)
+    with session_scope(sessions) as session:
+        question = _claim(session, question_id, "w1:1")
+        assert question is not None and question.attempts == 2
 
 
 def test_terminal_question_is_not_claimed_again(sessions: sessionmaker[Session]) -> None:
     question_id = _answered(sessions, "Done?")
     with session_scope(sessions) as session:
-        assert claim_question(session=session, question_id=question_id) is None
-        assert claim_question(session=session, question_id="missing") is None
+        assert _claim(session, question_id) is None
+        assert _claim(session, "missing") is None
 
 
 def test_second_completion_does_not_overwrite_the_answer(sessions: sessionmaker[Session]) -> None:
