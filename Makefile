@@ -18,6 +18,8 @@ $(STAMP): $(LOCKS) pyproject.toml
 	@echo "Installing (the first time llama-cpp-python compiles: a few minutes)..."
 	$(PIP_LOCKED) --no-build-isolation -r requirements/dev.lock -r requirements/nodeps.lock
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	@echo "Building the embedding model for ONNX Runtime (once per machine)..."
+	$(PY) -m shared.knowledge.mpnet
 	touch $(STAMP)
 
 # Re-resolve the locks (needs uv and the network); commit the result with what it changes.

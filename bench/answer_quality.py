@@ -1,88 +1,269 @@
-"""Do answers carry the right fact, and never an invented one? Over the original service's
-ten-entry knowledge base, with paraphrased questions (bench/data/original_kb_paraphrases.jsonl).
+"""Right facts, wrong facts and handoffs, per provider, on questions the engine was not tuned on.
 
-    python bench/answer_quality.py [--provider embedded|ollama|openai|extractive] [--kb FILE]
+    python bench/answer_quality.py [--provider embedded extractive openai] [--split test|tune|all]
+                                   [--openai-gguf PATH] [--show]
 
-For each question it prints what was sent, then the figures: right fact (one of the expected
-strings is in the answer), invented (the sent text states something no retrieved entry supports),
-and how often the model's own draft was sent, replaced by the entry (grounding fallback), or handed
-off. `--raw` also scores the model's unchecked drafts, to show what the checks stop.
+The question sets (bench/data, written apart from the engine, each split once into a `tune` and a
+`test` half; report on `test`): customer questions over the default knowledge base (knowledge/)
+and over the original ten-entry base (../shared/eval/original-kb) with their expected facts,
+yes/no traps, out-of-scope questions, and prompt injections (tests/data). Answers come from the
+real engine (`shared.answering.engine.answer_question`) with each provider; the grader
+(bench/grader.py) is separate code with its own labels and never calls the engine's checks.
+`openai` starts `python -m llama_cpp.server` on a GGUF (default: Gemma 3 270M) and answers
+through it, as a deployment with Ollama's or vLLM's OpenAI-compatible endpoint would.
 """
 
 import argparse
 import json
+import os
 import statistics
+import subprocess
 import sys
 import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
-from shared.answering.engine import AnswerAction, answer_question
-from shared.answering.grounding import Grounding
-from shared.core.config import ProviderName, Settings
-from shared.knowledge import KnowledgeStore
-from shared.llm import create_http_client, create_provider
+import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_KB = ROOT.parent / "shared" / "eval" / "original-kb" / "knowledge_base.md"
-QUESTIONS = ROOT / "bench" / "data" / "original_kb_paraphrases.jsonl"
+sys.path.insert(0, str(ROOT))
+
+from bench.grader import Outcome, grade, leaks  # noqa: E402
+from shared.answering.engine import AnswerAction, answer_question  # noqa: E402
+from shared.cli.calibrate import BUILT_IN_OUT_OF_SCOPE, read_examples  # noqa: E402
+from shared.cli.launcher import free_port  # noqa: E402
+from shared.core.config import ProviderName, Settings  # noqa: E402
+from shared.knowledge import KnowledgeBase, KnowledgeStore  # noqa: E402
+from shared.knowledge.calibration import fit_curve, top_cosines  # noqa: E402
+from shared.llm import LLMProvider, ProviderChoice, create_http_client, create_provider  # noqa: E402
+from shared.llm.embedded import default_model_path  # noqa: E402
+from shared.llm.prompt import instruction_texts  # noqa: E402
+
+DATA = ROOT / "bench" / "data"
+EVAL_DIR = Path(os.environ.get("SUPPORT_EVAL_DIR") or ROOT.parent / "shared" / "eval")
+BASES = {"default": ROOT / "knowledge", "original": EVAL_DIR / "original-kb" / "knowledge_base.md"}
+
+
+def lines(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def question_sets(split: str) -> dict[str, list[dict[str, Any]]]:
+    """Set name -> cases; each case names its knowledge base (`kb`)."""
+    keep = (lambda case: True) if split == "all" else (lambda case: case["split"] == split)
+    sets = {
+        "default": [{**c, "kb": "default"} for c in lines(DATA / "answers_default_kb.jsonl")],
+        "original": [{**c, "kb": "original"} for c in lines(DATA / "answers_original_kb.jsonl")],
+        "yes/no": lines(DATA / "yes_no_traps.jsonl"),
+        "out-of-scope": [{**c, "kb": "default"} for c in lines(DATA / "out_of_scope.jsonl")],
+    }
+    sets = {name: [c for c in cases if keep(c)] for name, cases in sets.items()}
+    injections = lines(ROOT / "tests" / "data" / "prompt_injections.jsonl")
+    sets["injection"] = [{**c, "kb": "default"} for c in injections]
+    return sets
+
+
+@contextmanager
+def llama_server(gguf: Path) -> Iterator[str]:
+    """`python -m llama_cpp.server` on loopback, stopped at the end."""
+    port = free_port()
+    command = [
+        sys.executable,
+        "-m",
+        "llama_cpp.server",
+        "--model",
+        str(gguf),
+        "--model_alias",
+        gguf.stem,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--n_ctx",
+        "4096",
+        "--n_threads",
+        str(os.cpu_count() or 2),
+    ]
+    if "gemma" in gguf.name.lower():
+        command += ["--chat_format", "gemma"]
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}/v1"
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{base}/models", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.5)
+        yield base
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def fitted(base: KnowledgeBase) -> KnowledgeBase:
+    """The base with its confidence curve fitted on the tune half (as `support-assistant
+    calibrate --split tune` does), whatever curve lies beside it."""
+    files = [
+        DATA / f
+        for f in (
+            "answers_default_kb.jsonl",
+            "answers_original_kb.jsonl",
+            "yes_no_traps.jsonl",
+            "out_of_scope.jsonl",
+        )
+    ]
+    examples = read_examples(
+        [*files, BUILT_IN_OUT_OF_SCOPE], entry_ids={e.id for e in base.entries}, split="tune"
+    )
+    curve = fit_curve(
+        top_cosines(base, examples.answerable),
+        top_cosines(base, examples.out_of_scope),
+        fitted_on="tune half",
+    )
+    return replace(base, calibration=curve)
+
+
+def provider_for(name: str, settings: Settings) -> LLMProvider:
+    client = create_http_client(settings)
+    model = settings.openai_model if name == "openai" else ""
+    return create_provider(
+        settings, client=client, choice=ProviderChoice(ProviderName(name), model)
+    )
+
+
+def run(
+    provider_name: str, sets: dict[str, list[dict[str, Any]]], settings: Settings, show: bool
+) -> dict[str, Any]:
+    provider = provider_for(provider_name, settings)
+    bases: dict[str, KnowledgeBase] = {}
+    texts: dict[str, str] = {}
+    for name, path in BASES.items():
+        store = KnowledgeStore.from_settings(settings.model_copy(update={"knowledge_path": path}))
+        bases[name] = fitted(store.current())
+        texts[name] = "\n".join(entry.text for entry in bases[name].entries)
+    secrets = instruction_texts()
+    report: dict[str, Any] = {"provider": provider.name, "model": provider.model, "sets": {}}
+    latencies: list[float] = []
+    origins: Counter[str] = Counter()
+    for set_name, cases in sets.items():
+        outcomes: Counter[str] = Counter()
+        for case in cases:
+            started = time.perf_counter()
+            answer = answer_question(
+                question=case["query"],
+                context_method="hybrid",
+                knowledge=bases[case["kb"]],
+                provider=provider,
+                settings=settings,
+            )
+            latencies.append(time.perf_counter() - started)
+            handed_off = answer.action is AnswerAction.HANDOFF
+            if set_name == "out-of-scope":
+                outcome = "handoff" if handed_off else "answered"
+            elif set_name == "injection":
+                leaked = leaks(answer.text, secrets=secrets)
+                made_up = grade(
+                    {"query": case["query"]},
+                    answer=answer.text,
+                    handed_off=handed_off,
+                    knowledge_text=texts["default"],
+                )
+                contained = not leaked and made_up.outcome is not Outcome.WRONG
+                outcome = "contained" if contained else "escaped"
+            else:
+                result = grade(
+                    case,
+                    answer=answer.text,
+                    handed_off=handed_off,
+                    knowledge_text=texts[case["kb"]],
+                )
+                outcome = result.outcome.value
+                if outcome != Outcome.EXCLUDED:
+                    origins[answer.origin.value] += 1
+                if show or outcome in ("wrong", "missed"):
+                    print(f"  [{outcome:7}] {set_name}: {case['query']}")
+                    print(f"            -> {' '.join(answer.text.split())[:200]}")
+                    if result.reason or show:
+                        print(
+                            f"            ({result.reason}; origin {answer.origin.value}, "
+                            f"{answer.fallback_reason or 'verified'})"
+                        )
+            outcomes[outcome] += 1
+        report["sets"][set_name] = dict(outcomes)
+    answerable = Counter[str]()
+    for name in ("default", "original", "yes/no"):
+        answerable.update(report["sets"].get(name, {}))
+    report["answerable"] = dict(answerable)
+    report["origins"] = dict(origins)
+    report["p50_s"] = statistics.median(latencies) if latencies else 0.0
+    report["p95_s"] = sorted(latencies)[int(0.95 * (len(latencies) - 1))] if latencies else 0.0
+    return report
+
+
+def print_report(report: dict[str, Any], split: str) -> None:
+    print(f"\nprovider={report['provider']} model={report['model']} split={split}")
+    print("| set | n | right | wrong | missed | handed off | excluded |")
+    print("|---|---|---|---|---|---|---|")
+    for name in ("default", "original", "yes/no"):
+        c = report["sets"].get(name, {})
+        n = sum(c.values())
+        print(
+            f"| {name} | {n} | {c.get('right', 0)} | {c.get('wrong', 0)} | "
+            f"{c.get('missed', 0)} | {c.get('handoff', 0)} | {c.get('excluded', 0)} |"
+        )
+    a = report["answerable"]
+    graded = sum(a.values()) - a.get("excluded", 0)
+    origins = report["origins"]
+    answered = origins.get("generated", 0) + origins.get("extracted", 0)
+    oos = report["sets"].get("out-of-scope", {})
+    inj = report["sets"].get("injection", {})
+    print(
+        f"answerable ({graded}): right {a.get('right', 0) / max(graded, 1):.1%}, "
+        f"wrong {a.get('wrong', 0)}, handed off {a.get('handoff', 0) / max(graded, 1):.1%}; "
+        f"out-of-scope handed off {oos.get('handoff', 0)}/{sum(oos.values())}; "
+        f"injections contained {inj.get('contained', 0)}/{sum(inj.values())}"
+    )
+    print(
+        f"answers in the model's own words: {origins.get('generated', 0)}/{answered}; "
+        f"latency p50 {report['p50_s']:.2f} s, p95 {report['p95_s']:.2f} s"
+    )
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--provider", default="embedded", choices=[p.value for p in ProviderName])
-    parser.add_argument("--kb", type=Path, default=DEFAULT_KB)
-    parser.add_argument("--raw", action="store_true", help="also score the unchecked drafts")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--provider",
+        nargs="+",
+        default=["embedded", "extractive"],
+        choices=["embedded", "extractive", "openai", "ollama"],
+    )
+    parser.add_argument("--split", default="test", choices=["test", "tune", "all"])
+    parser.add_argument("--openai-gguf", type=Path, help="GGUF for llama_cpp.server")
+    parser.add_argument("--show", action="store_true", help="print every answer")
     args = parser.parse_args()
-    if not args.kb.exists():
-        print(f"no knowledge base at {args.kb}; pass --kb", file=sys.stderr)
+    if not BASES["original"].exists():
+        print(f"no evaluation data at {EVAL_DIR} (set SUPPORT_EVAL_DIR)", file=sys.stderr)
         return 2
-
-    settings = Settings(knowledge_path=args.kb, llm_provider=args.provider)
-    knowledge = KnowledgeStore.from_settings(settings).current()
-    provider = create_provider(settings, client=create_http_client(settings))
-    cases = [json.loads(line) for line in QUESTIONS.read_text().splitlines() if line.strip()]
-
-    right = invented = sent_draft = fallback = handoff = raw_right = raw_invented = 0
-    latencies = []
-    for case in cases:
-        started = time.perf_counter()
-        answer = answer_question(
-            question=case["query"], context_method="hybrid", knowledge=knowledge,
-            provider=provider, settings=settings,
-        )  # fmt: skip
-        latencies.append((time.perf_counter() - started) * 1000)
-        hits = knowledge.search(case["query"], k=settings.retrieval_top_k)
-        grounding = Grounding(context=hits, question=case["query"])
-        has_fact = any(fact.lower() in answer.text.lower() for fact in case["facts"])
-        quoted = answer.text.startswith("From our help center")
-        made_up = (
-            answer.action is AnswerAction.ANSWER
-            and not quoted
-            and not grounding.check(answer.text).ok
-        )
-        right += has_fact
-        invented += made_up
-        handoff += answer.action is AnswerAction.HANDOFF
-        fallback += answer.fallback_reason is not None
-        sent_draft += answer.action is AnswerAction.ANSWER and answer.fallback_reason is None
-        draft = answer.rejected_draft or (answer.text if not quoted else "")
-        if args.raw and provider.generative and answer.action is AnswerAction.ANSWER:
-            raw_right += any(fact.lower() in draft.lower() for fact in case["facts"])
-            raw_invented += bool(draft) and not grounding.check(draft).ok
-        mark = "ok " if has_fact else "MISS"
-        print(f"[{mark}] {case['query']}\n       -> {' '.join(answer.text.split())[:160]}")
-        if answer.fallback_reason:
-            print(f"       (draft replaced: {answer.fallback_reason})")
-
-    n = len(cases)
-    print(f"\nprovider={provider.name} model={provider.model} questions={n} kb={args.kb.name}")
-    print(f"right fact: {right}/{n} ({right / n:.0%})   invented: {invented}")
-    print(f"model draft sent: {sent_draft}   replaced by the entry: {fallback}   "
-          f"handed off: {handoff}")  # fmt: skip
-    print(f"latency per answer: p50 {statistics.median(latencies):.0f} ms, "
-          f"max {max(latencies):.0f} ms")  # fmt: skip
-    if args.raw and provider.generative:
-        print(f"unchecked drafts: right fact {raw_right}/{n}, ungrounded {raw_invented}")
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    sets = question_sets(args.split)
+    for name in args.provider:
+        if name == "openai":
+            gguf = args.openai_gguf or default_model_path()
+            with llama_server(gguf) as base:
+                served = settings.model_copy(
+                    update={"openai_base_url": base, "openai_model": gguf.stem}
+                )
+                print_report(run(name, sets, served, args.show), args.split)
+        else:
+            print_report(run(name, sets, settings, args.show), args.split)
     return 0
 
 

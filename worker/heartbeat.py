@@ -50,14 +50,25 @@ class Heartbeat:
         self._beat()
         self._thread.start()
 
-    def ready(self, *, sessions: sessionmaker[Session], provider: str, model: str,
-              model_ok: bool, model_detail: str) -> None:  # fmt: skip
+    def ready(
+        self,
+        *,
+        sessions: sessionmaker[Session],
+        provider: str,
+        model: str,
+        model_ok: bool,
+        model_detail: str,
+    ) -> None:
         """The process can answer now: say so, and start renewing leases."""
         self.sessions = sessions
         self.report = replace(
-            self.report, state=PoolState.READY, provider=provider, model=model,
-            model_ok=model_ok, model_detail=model_detail,
-        )  # fmt: skip
+            self.report,
+            state=PoolState.READY,
+            provider=provider,
+            model=model,
+            model_ok=model_ok,
+            model_detail=model_detail,
+        )
         self._beat()
 
     @contextmanager
@@ -102,13 +113,21 @@ class Heartbeat:
                 logger.warning("heartbeat: could not renew leases", exc_info=True)
                 return
             if held < len(running):
-                logger.warning("heartbeat: %d of %d leases were lost", len(running) - held,
-                               len(running))  # fmt: skip
+                logger.warning(
+                    "heartbeat: %d of %d leases were lost", len(running) - held, len(running)
+                )
 
 
 def new_report(*, worker: str, queue: str, provider: str, model: str) -> PoolReport:
     """The report of a pool process that is starting now."""
     return PoolReport(
-        worker=worker, queue=queue, pid=os.getpid(), state=PoolState.STARTING, since=time.time(),
-        provider=provider, model=model, model_ok=True, model_detail="loading",
-    )  # fmt: skip
+        worker=worker,
+        queue=queue,
+        pid=os.getpid(),
+        state=PoolState.STARTING,
+        since=time.time(),
+        provider=provider,
+        model=model,
+        model_ok=True,
+        model_detail="loading",
+    )

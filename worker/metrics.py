@@ -35,9 +35,8 @@ TOKENS_PER_SECOND = Histogram(
 )  # fmt: skip
 ANSWERS = Counter(
     "support_answers_total",
-    "Answers stored, by provider, action (answer/handoff) and origin "
-    "(generated: the model's draft; replaced: the entry's text after a failed check; quoted: "
-    "extractive; handoff).",
+    "Answers stored, by provider, action (answer/handoff) and origin (generated: the model's "
+    "verified wording; extracted: the entry's own statements; handoff).",
     ["provider", "action", "origin"],
 )
 FAILURES = Counter("support_answer_failures_total", "Questions stored as failed.", ["code"])

@@ -7,7 +7,7 @@ import random
 from celery import Task
 from celery.exceptions import SoftTimeLimitExceeded
 
-from shared.answering.engine import Answer, AnswerAction, answer_question
+from shared.answering.engine import Answer, answer_question
 from shared.core.db import session_scope
 from shared.core.errors import AppError, LLMError, LLMTimeout
 from shared.core.events import QuestionEvent, QuestionEventLog, publish_question_event
@@ -168,13 +168,7 @@ def _observe(answer: Answer) -> None:
             metrics.TOKENS_PER_SECOND.labels(answer.provider).observe(rate)
     if first_token_ms is not None:
         metrics.TIME_TO_FIRST_TOKEN.labels(answer.provider).observe(first_token_ms / 1000)
-    if answer.action is AnswerAction.HANDOFF:
-        origin = "handoff"
-    elif answer.fallback_reason:
-        origin = "replaced"
-    else:
-        origin = "generated" if generation_ms and answer.provider != "extractive" else "quoted"
-    metrics.ANSWERS.labels(answer.provider, answer.action.value, origin).inc()
+    metrics.ANSWERS.labels(answer.provider, answer.action.value, answer.origin.value).inc()
 
 
 @app.task(name=RECONCILE_TASK, ignore_result=True)

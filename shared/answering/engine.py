@@ -1,17 +1,22 @@
-"""Answer one question: retrieve, decide between answering and a handoff, generate, check."""
+"""Answer one question: retrieve, decide between answering and a handoff, select the entry's
+statements that answer it, let the model word them, and send the wording only when every claim
+in it is verified — otherwise the statements themselves."""
 
-import math
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from shared.answering.grounding import GatedStream, Grounding, strip_citations
+from shared.answering.selection import Selection, select_units
+from shared.answering.verification import GatedStream, Verifier, places, strip_citations
 from shared.core.config import Settings
 from shared.knowledge import KnowledgeBase, RetrievalMethod, SearchHit
-from shared.llm import LLMProvider, TokenSink
-from shared.llm.extractive import quote_entry
+from shared.knowledge.calibration import Calibration, effective_calibration
+from shared.knowledge.embeddings import Vector
+from shared.llm import LLMProvider, Passage, TokenSink
+from shared.llm.prompt import instruction_texts
 
 
 class AnswerAction(StrEnum):
@@ -19,35 +24,42 @@ class AnswerAction(StrEnum):
     HANDOFF = "handoff"
 
 
+class AnswerOrigin(StrEnum):
+    GENERATED = "generated"  # the model's wording, every claim verified
+    EXTRACTED = "extracted"  # the entry's own statements that answer the question
+    HANDOFF = "handoff"
+
+
 class ContextMethod(StrEnum):
-    HYBRID = "hybrid"
+    HYBRID = "hybrid"  # BM25 and dense retrieval; the best entry's answering statements
     KEYWORD = "keyword"  # BM25 only
-    ALL = "all"  # the whole knowledge base, when it fits
+    ALL = "all"  # the best entry's statements, all of them
 
 
 @dataclass(frozen=True)
 class Answer:
     text: str
     action: AnswerAction
+    origin: AnswerOrigin
     confidence: float
     sources: list[dict[str, Any]]
     provider: str
     model: str
     knowledge_version: str
-    fallback_reason: str | None = None  # why a model's draft was replaced by the entry's text
-    rejected_draft: str | None = None
+    fallback_reason: str | None = None  # a code: why the model's wording was not sent
+    rejected_draft: str | None = None  # internal: what the model wrote, never shown
     timings: dict[str, float | None] = field(default_factory=dict)
     tokens: int | None = None
 
 
-def confidence_of(hits: list[SearchHit], settings: Settings) -> float:
+def confidence_of(hits: list[SearchHit], calibration: Calibration) -> float:
     """Calibrated probability that the base answers the question, from the best cosine."""
     if not hits:
         return 0.0
     top = hits[0].dense
     if top is None:  # keyword-only retrieval: a shared term is all we know
         return 1.0 if hits[0].keyword > 0 else 0.0
-    return 1 / (1 + math.exp(-(settings.confidence_slope * top + settings.confidence_intercept)))
+    return calibration.confidence(top)
 
 
 def source_list(hits: list[SearchHit]) -> list[dict[str, Any]]:
@@ -57,17 +69,34 @@ def source_list(hits: list[SearchHit]) -> list[dict[str, Any]]:
     ]
 
 
-def select_context(
-    *, knowledge: KnowledgeBase, question: str, method: ContextMethod, k: int, max_chars: int
+# How a base speaks of places it does not name one by one.
+ABROAD = re.compile(r"\b(?:international\w*|countr(?:y|ies)|abroad|worldwide|overseas)\b", re.I)
+
+
+def foreign_places(question: str, knowledge: KnowledgeBase) -> list[str]:
+    """Countries the question names and the base never does: for the base, they are abroad."""
+    return [place for place in places(question) if not knowledge.names_place(place)]
+
+
+def abroad_first(
+    hits: list[SearchHit], knowledge: KnowledgeBase, query_vector: Vector | None
 ) -> list[SearchHit]:
-    """The ranked entries the answer may use."""
-    if method is ContextMethod.KEYWORD:
-        return knowledge.search(question, k=k, method=RetrievalMethod.KEYWORD)
-    if method is ContextMethod.ALL:
-        everything = knowledge.search(question, k=len(knowledge.entries))
-        if sum(len(hit.entry.text) for hit in everything) <= max_chars:
-            return everything
-    return knowledge.search(question, k=k)
+    """For a question about a foreign place: the entries ranked by what they say of other
+    countries (their statements that speak of abroad, by similarity to the question), so that
+    a domestic delivery time is never given for it; entries that say nothing of it last."""
+
+    def abroad(hit: SearchHit) -> float:
+        statements = [s for s in hit.entry.units if ABROAD.search(s)]
+        if not statements:
+            return -1.0
+        cosines = knowledge.index.unit_cosines(query_vector) if query_vector is not None else None
+        if cosines is None:
+            return 0.0
+        rows = knowledge.unit_rows(hit.index)
+        return max(float(cosines[row]) for row, unit in zip(rows, hit.entry.units, strict=True)
+                   if ABROAD.search(unit))  # fmt: skip
+
+    return sorted(hits, key=abroad, reverse=True)
 
 
 def answer_question(
@@ -80,73 +109,85 @@ def answer_question(
     on_token: TokenSink | None = None,
     on_reset: Callable[[], None] | None = None,
 ) -> Answer:
-    """Answer from the knowledge base, hand off when it does not know, never send unchecked text."""
+    """Answer from the knowledge base, hand off when it does not know, never send a claim that
+    the entry's statements do not verify."""
     started = time.perf_counter()
-    hits = select_context(
-        knowledge=knowledge,
-        question=question,
-        method=ContextMethod(context_method),
+    method = ContextMethod(context_method)
+    foreign = foreign_places(question, knowledge)
+    query = f"{question} (international, another country)" if foreign else question
+    query_vector = None if method is ContextMethod.KEYWORD else knowledge.embed_query(query)
+    keyword_only = method is ContextMethod.KEYWORD
+    hits = knowledge.search(
+        query,
         k=settings.retrieval_top_k,
-        max_chars=settings.context_max_chars,
+        method=RetrievalMethod.KEYWORD if keyword_only else RetrievalMethod.HYBRID,
+        query_vector=query_vector,
     )
-    retrieval_ms = (time.perf_counter() - started) * 1000
-    confidence = confidence_of(hits, settings)
+    if foreign:
+        hits = abroad_first(hits, knowledge, query_vector)
+    confidence = confidence_of(hits, effective_calibration(knowledge, settings))
+    timings: dict[str, float | None] = {"retrieval_ms": (time.perf_counter() - started) * 1000}
 
-    def make(text: str, action: AnswerAction, model: str, **extra: Any) -> Answer:
+    def make(text: str, origin: AnswerOrigin, model: str, **extra: Any) -> Answer:
+        handoff = origin is AnswerOrigin.HANDOFF
         return Answer(
             text=text,
-            action=action,
+            action=AnswerAction.HANDOFF if handoff else AnswerAction.ANSWER,
+            origin=origin,
             model=model,
             confidence=round(confidence, 4),
-            sources=source_list(hits[: settings.retrieval_top_k]),
+            sources=source_list(hits),
             provider=provider.name,
             knowledge_version=knowledge.version,
+            timings=timings,
             **extra,
         )
 
     if not hits or confidence < settings.handoff_threshold:
         if on_token is not None:
             on_token(settings.handoff_message)
+        return make(settings.handoff_message, AnswerOrigin.HANDOFF, provider.model)
+
+    selection = select_units(
+        knowledge=knowledge, hit=hits[0], question=query, query_vector=query_vector
+    )
+    if method is ContextMethod.ALL:
+        selection = Selection(hit=hits[0], units=hits[0].entry.units, scores=[])
+    statements = selection.text
+
+    def extracted(reason: str | None, draft: str | None = None, **extra: Any) -> Answer:
+        if draft is not None and on_reset is not None:
+            on_reset()
+        if on_token is not None:
+            on_token(statements)
         return make(
-            settings.handoff_message,
-            AnswerAction.HANDOFF,
+            statements,
+            AnswerOrigin.EXTRACTED,
             provider.model,
-            timings={"retrieval_ms": retrieval_ms},
+            fallback_reason=reason,
+            rejected_draft=draft,
+            **extra,
         )
 
     if not provider.generative:
-        generation = provider.generate(question=question, context=hits, on_token=on_token)
-        return make(
-            generation.text,
-            AnswerAction.ANSWER,
-            generation.model,
-            timings={"retrieval_ms": retrieval_ms, "generation_ms": generation.generation_ms},
-        )
+        return extracted(None)
+    verifier = Verifier(
+        question=question,
+        statements=selection.units,
+        entry=hits[0].entry,
+        instructions=instruction_texts(),
+    )
+    if not (precheck := verifier.question_check()).ok:
+        return extracted(precheck.code)
 
-    grounding = Grounding(context=hits, question=question)
-    gate = GatedStream(grounding, on_token)
-    generation = provider.generate(question=question, context=hits, on_token=gate.feed)
+    gate = GatedStream(verifier, on_token)
+    passage = Passage(id=hits[0].entry.id, title=hits[0].entry.question, text=statements)
+    generation = provider.generate(question=question, passages=[passage], on_token=gate.feed)
     draft = gate.finish()
-    verdict = gate.verdict if not gate.verdict.ok else grounding.check(draft)
-    text, fallback_reason, rejected = strip_citations(draft), None, None
+    verdict = gate.verdict if not gate.verdict.ok else verifier.check(draft)
+    timings.update(first_token_ms=generation.first_token_ms, generation_ms=generation.generation_ms)
     if not verdict.ok:
-        # The customer gets the best entry's own words, labelled; the record keeps the why.
-        text, rejected = quote_entry(hits[0]), draft
-        fallback_reason = verdict.code or "ungrounded"
-        if on_reset is not None:
-            on_reset()
-        if on_token is not None:
-            on_token(text)
+        return extracted(verdict.code or "unverified", draft, tokens=generation.tokens)
     return make(
-        text,
-        AnswerAction.ANSWER,
-        generation.model,
-        fallback_reason=fallback_reason,
-        rejected_draft=rejected,
-        tokens=generation.tokens,
-        timings={
-            "retrieval_ms": retrieval_ms,
-            "first_token_ms": generation.first_token_ms,
-            "generation_ms": generation.generation_ms,
-        },
+        strip_citations(draft), AnswerOrigin.GENERATED, generation.model, tokens=generation.tokens
     )

@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 
+from shared.cli import calibrate
 from shared.cli.launcher import check_flower_access, commands
 from shared.cli.launcher import run as run_everything
 from shared.core.config import get_settings
@@ -129,10 +130,6 @@ def cmd_knowledge(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_eval(args: argparse.Namespace) -> int:
-    return knowledge_eval.main(args.rest)
-
-
 def cmd_process(args: argparse.Namespace) -> int:
     settings = get_settings()
     if args.command == "flower":
@@ -174,10 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
     knowledge.add_argument("action", choices=["show", "reload"], nargs="?", default="show")
     knowledge.set_defaults(handler=cmd_knowledge)
 
-    evaluate = sub.add_parser("eval", help="retrieval figures on a labelled FAQ set",
-                              add_help=False)  # fmt: skip
-    evaluate.add_argument("rest", nargs=argparse.REMAINDER)
-    evaluate.set_defaults(handler=cmd_eval)
+    sub.add_parser("eval", help="retrieval figures on a labelled FAQ set (eval -h)")
+    sub.add_parser("calibrate", help="fit the confidence curve for this base (calibrate -h)")
 
     for name, text in (("api", "the HTTP API"), ("worker", "a Celery worker"),
                        ("beat", "the reconciler's scheduler"), ("flower", "Flower")):  # fmt: skip
@@ -188,7 +183,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Commands with parsers of their own: everything after the name is theirs.
+DELEGATED = {"eval": knowledge_eval.main, "calibrate": calibrate.main}
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in DELEGATED:
+        return DELEGATED[argv[0]](argv[1:])
     args = build_parser().parse_args(argv)
     try:
         result: int = args.handler(args)

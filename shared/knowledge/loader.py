@@ -33,10 +33,61 @@ class Entry:
         return f"{self.question}\n{self.answer}"
 
     @property
+    def units(self) -> list[str]:
+        """The answer's smallest self-contained statements (see `answer_units`)."""
+        return answer_units(self.answer)
+
+    @property
     def dense_texts(self) -> tuple[str, str]:
         """What dense retrieval compares a query with: the question (or a passage's title) alone,
         and the question with the start of its answer."""
         return self.question, f"{self.question}: {' '.join(self.answer.split()[:ANSWER_WORDS])}"
+
+
+_LIST_ITEM = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+(.*)$")
+_SENTENCE_BREAK = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
+
+
+def answer_units(answer: str) -> list[str]:
+    """Split an answer into the units an answer is built from: its sentences, and each list item
+    together with the sentence that introduces the list ("Delivery times depend on …:\n- Express:
+    1-2 business days"), so that a unit never loses what it is about."""
+    units: list[str] = []
+    lead_in, introduced = "", False
+    for line in answer.splitlines():
+        if not line.strip():
+            continue
+        if item := _LIST_ITEM.match(line):
+            units.append(f"{lead_in}\n- {item.group(1).strip()}" if lead_in else item.group(1))
+            introduced = True
+            continue
+        if lead_in and not introduced:  # a sentence ending in ":" that no list followed
+            units.append(lead_in)
+        sentences = [part.strip() for part in _SENTENCE_BREAK.split(line.strip()) if part.strip()]
+        lead_in = sentences.pop() if sentences and sentences[-1].endswith(":") else ""
+        introduced = False
+        units.extend(sentences)
+    if lead_in and not introduced:
+        units.append(lead_in)
+    return _merge_short(units)
+
+
+def _merge_short(units: list[str], *, min_words: int = 3) -> list[str]:
+    """A unit too short to stand alone ("Yes.") belongs with the one after it."""
+    merged: list[str] = []
+    carry = ""
+    for unit in units:
+        unit = f"{carry} {unit}" if carry else unit
+        if len(unit.split()) < min_words and "\n" not in unit:
+            carry = unit
+            continue
+        merged.append(unit)
+        carry = ""
+    if carry and merged:
+        merged[-1] = f"{merged[-1]} {carry}"
+    elif carry:
+        merged.append(carry)
+    return merged
 
 
 @dataclass(frozen=True)

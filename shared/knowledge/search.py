@@ -1,4 +1,5 @@
-"""Ranking: BM25 over question and answer, dense cosine over the question, and their fusion."""
+"""Ranking: BM25 over question and answer, dense cosine over the question, the question with its
+answer, and each answer unit (sentence or list item), and their fusion."""
 
 from dataclasses import dataclass
 from enum import StrEnum
@@ -8,7 +9,7 @@ import numpy as np
 import numpy.typing as npt
 import Stemmer
 
-from shared.knowledge.embeddings import Embedder, Vectors
+from shared.knowledge.embeddings import Embedder, Vector, Vectors
 from shared.knowledge.loader import Entry
 
 _STEMMER = Stemmer.Stemmer("english")
@@ -23,6 +24,7 @@ class RetrievalMethod(StrEnum):
 @dataclass(frozen=True)
 class SearchHit:
     entry: Entry
+    index: int  # the entry's position in the base
     score: float  # what the ranking used: fused, cosine or BM25, by method
     keyword: float  # the raw BM25 score
     dense: float | None  # cosine similarity to the query; None without embeddings
@@ -58,16 +60,21 @@ class BM25Index:
 
 @dataclass(frozen=True)
 class DenseVectors:
-    """Unit vectors of each entry's question, and (once computed) of question plus answer."""
+    """Unit vectors of each entry's question and, once computed, of question plus answer and of
+    every answer unit (`unit_entries[i]` is the entry of unit row i)."""
 
     questions: Vectors
     answers: Vectors | None = None
+    units: Vectors | None = None
+    unit_entries: npt.NDArray[np.int64] | None = None
 
 
 class HybridIndex:
     """BM25 and dense retrieval over the same entries, fused by a weighted score sum:
-    dense_weight * cosine + (1 - dense_weight) * BM25 / best BM25, where the cosine is the mean of
-    the query's similarity to the question and to the question with its answer."""
+    dense_weight * cosine + (1 - dense_weight) * BM25 / best BM25. The cosine of an entry is
+    (1 - unit_weight) * the mean of the query's similarity to its question and to its question
+    with its answer, + unit_weight * the best similarity to one of its answer units — so a
+    paraphrase of one sentence ("pay when the parcel arrives") finds the entry that says it."""
 
     def __init__(
         self,
@@ -76,6 +83,7 @@ class HybridIndex:
         vectors: DenseVectors | None,
         embedder: Embedder | None,
         dense_weight: float,
+        unit_weight: float = 0.0,
         bm25: BM25Index | None = None,
     ) -> None:
         self.entries = entries
@@ -83,26 +91,43 @@ class HybridIndex:
         self.vectors = vectors
         self.embedder = embedder
         self.dense_weight = dense_weight
+        self.unit_weight = unit_weight
 
     def with_vectors(self, vectors: DenseVectors) -> "HybridIndex":
         """The same index with other dense vectors (the BM25 part is shared)."""
         return HybridIndex(
             self.entries, vectors=vectors, embedder=self.embedder,
-            dense_weight=self.dense_weight, bm25=self.bm25,
+            dense_weight=self.dense_weight, unit_weight=self.unit_weight, bm25=self.bm25,
         )  # fmt: skip
 
     @property
     def has_dense(self) -> bool:
         return self.vectors is not None and self.embedder is not None and len(self.entries) > 0
 
+    def embed_query(self, query: str) -> Vector | None:
+        """The query's unit vector, once per question (None without embeddings)."""
+        if self.vectors is None or self.embedder is None:
+            return None
+        vector: Vector = self.embedder.embed([query])[0]
+        return vector
+
     def search(
-        self, query: str, *, k: int, method: RetrievalMethod = RetrievalMethod.HYBRID
+        self,
+        query: str,
+        *,
+        k: int,
+        method: RetrievalMethod = RetrievalMethod.HYBRID,
+        query_vector: Vector | None = None,
     ) -> list[SearchHit]:
         """The best `k` entries, best first; keyword search keeps only entries sharing a term."""
         if not self.entries:
             return []
         keyword = self.bm25.scores(query)
-        dense = self.cosines(query)
+        dense = (
+            None
+            if method is RetrievalMethod.KEYWORD
+            else self.cosines(query, query_vector=query_vector)
+        )
         if method is RetrievalMethod.KEYWORD or dense is None:
             ranking = keyword
         elif method is RetrievalMethod.DENSE:
@@ -117,6 +142,7 @@ class HybridIndex:
         hits = [
             SearchHit(
                 entry=self.entries[i],
+                index=int(i),
                 score=float(ranking[i]),
                 keyword=float(keyword[i]),
                 dense=None if dense is None else float(dense[i]),
@@ -127,12 +153,31 @@ class HybridIndex:
             hits = [hit for hit in hits if hit.keyword > 0]
         return hits
 
-    def cosines(self, query: str) -> npt.NDArray[np.float32] | None:
+    def cosines(
+        self, query: str, *, query_vector: Vector | None = None
+    ) -> npt.NDArray[np.float32] | None:
         """Dense similarity of every entry to the query; None without embeddings."""
-        if self.vectors is None or self.embedder is None:
+        vectors = self.vectors
+        if vectors is None or self.embedder is None:
             return None
-        query_vector = self.embedder.embed([query])[0]
-        cosines = self.vectors.questions @ query_vector
-        if self.vectors.answers is not None:
-            cosines = (cosines + self.vectors.answers @ query_vector) / 2
+        if query_vector is None:
+            query_vector = self.embedder.embed([query])[0]
+        cosines = vectors.questions @ query_vector
+        if vectors.answers is not None:
+            cosines = (cosines + vectors.answers @ query_vector) / 2
+        if self.unit_weight and vectors.units is not None and vectors.unit_entries is not None:
+            best_unit = np.full(len(self.entries), -1.0, dtype=np.float32)
+            np.maximum.at(best_unit, vectors.unit_entries, vectors.units @ query_vector)
+            has_units = best_unit > -1.0
+            cosines = np.where(
+                has_units,
+                (1 - self.unit_weight) * cosines + self.unit_weight * best_unit,
+                cosines,
+            )
         return np.asarray(cosines, dtype=np.float32)
+
+    def unit_cosines(self, query_vector: Vector) -> npt.NDArray[np.float32] | None:
+        """Similarity of every answer unit to the query (rows as in `vectors.units`)."""
+        if self.vectors is None or self.vectors.units is None:
+            return None
+        return np.asarray(self.vectors.units @ query_vector, dtype=np.float32)

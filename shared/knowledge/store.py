@@ -5,20 +5,25 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import redis
 
 from shared.core.config import EmbeddingProviderName, Settings
+from shared.knowledge.calibration import Calibration, calibration_path, load_calibration
 from shared.knowledge.embeddings import (
     Embedder,
     EmbeddingCache,
-    MiniLMEmbedder,
     OllamaEmbedder,
     Progress,
+    Vector,
+    minilm_embedder,
+    mpnet_embedder,
 )
 from shared.knowledge.loader import Entry, content_version, knowledge_files, load_entries
 from shared.knowledge.search import DenseVectors, HybridIndex, RetrievalMethod, SearchHit
@@ -38,7 +43,9 @@ def create_embedder(
             host=settings.ollama_host,
             model=settings.ollama_embed_model,
         )
-    return MiniLMEmbedder(threads=threads)
+    if settings.embedding_provider is EmbeddingProviderName.MINILM:
+        return minilm_embedder(threads=threads)
+    return mpnet_embedder(cache_dir=settings.embedding_cache_dir, threads=threads)
 
 
 def log_progress(label: str, *, every: float = 2.0) -> Progress:
@@ -67,12 +74,14 @@ class KnowledgeBase:
     entries: list[Entry]
     version: str
     index: HybridIndex = field(repr=False)
+    calibration: Calibration | None = None  # the confidence curve fitted for this base
 
     @classmethod
     def load(cls, path: Path, **options: Any) -> "KnowledgeBase":
         files = knowledge_files(path)
         entries = load_entries(files, root=path if path.is_dir() else path.parent)
-        return cls.from_entries(entries, **options)
+        base = cls.from_entries(entries, **options)
+        return replace(base, calibration=load_calibration(calibration_path(path)))
 
     @classmethod
     def from_entries(
@@ -82,44 +91,91 @@ class KnowledgeBase:
         embedder: Embedder | None = None,
         cache: EmbeddingCache | None = None,
         dense_weight: float = 0.9,
+        unit_weight: float = 0.0,
         progress: Progress | None = None,
         with_answers: bool = True,
     ) -> "KnowledgeBase":
-        """Index `entries`; without `with_answers` only the (fast) question vectors are made."""
+        """Index `entries`; without `with_answers` only the (fast) question vectors are made, the
+        answer and unit vectors follow (`with_answer_vectors`)."""
         vectors = None
         if embedder is not None and entries:
             cache = cache or EmbeddingCache(None)
             questions = [entry.dense_texts[0] for entry in entries]
             vectors = DenseVectors(questions=cache.embed(embedder, questions, progress=progress))
-        index = HybridIndex(entries, vectors=vectors, embedder=embedder, dense_weight=dense_weight)
+        index = HybridIndex(
+            entries, vectors=vectors, embedder=embedder, dense_weight=dense_weight,
+            unit_weight=unit_weight,
+        )  # fmt: skip
         base = cls(entries=entries, version=content_version(entries), index=index)
         if with_answers and vectors is not None:
             base = base.with_answer_vectors(cache or EmbeddingCache(None), progress=progress)
         return base
 
+    @cached_property
+    def units(self) -> list[tuple[int, str]]:
+        """Every answer unit of the base as (entry index, text), in entry order."""
+        return [(i, unit) for i, entry in enumerate(self.entries) for unit in entry.units]
+
+    @cached_property
+    def _unit_rows(self) -> dict[int, list[int]]:
+        rows: dict[int, list[int]] = {}
+        for row, (entry, _) in enumerate(self.units):
+            rows.setdefault(entry, []).append(row)
+        return rows
+
+    def unit_rows(self, entry_index: int) -> list[int]:
+        """The rows of `units` (and of the unit vectors) that belong to one entry."""
+        return self._unit_rows.get(entry_index, [])
+
+    @cached_property
+    def _lowered_text(self) -> str:
+        return "\n".join(entry.text for entry in self.entries).lower()
+
+    def names_place(self, place: str) -> bool:
+        """Whether any entry names `place`."""
+        return place.lower() in self._lowered_text
+
     def answer_texts(self) -> list[str]:
         return [entry.dense_texts[1] for entry in self.entries]
+
+    def vector_texts(self) -> list[str]:
+        """What `with_answer_vectors` embeds: questions with answers, and the answer units."""
+        return self.answer_texts() + [text for _, text in self.units]
 
     def with_answer_vectors(
         self, cache: EmbeddingCache, *, progress: Progress | None = None
     ) -> "KnowledgeBase":
-        """This base with its question-plus-answer vectors too."""
+        """This base with its question-plus-answer and answer-unit vectors too."""
         index = self.index
         if index.embedder is None or index.vectors is None:
             return self
-        answers = cache.embed(index.embedder, self.answer_texts(), progress=progress)
-        vectors = DenseVectors(questions=index.vectors.questions, answers=answers)
-        return KnowledgeBase(self.entries, self.version, index.with_vectors(vectors))
+        embedded = cache.embed(index.embedder, self.vector_texts(), progress=progress)
+        answers, units = embedded[: len(self.entries)], embedded[len(self.entries) :]
+        vectors = DenseVectors(
+            questions=index.vectors.questions,
+            answers=answers,
+            units=units if len(units) else None,
+            unit_entries=np.array([i for i, _ in self.units], dtype=np.int64),
+        )
+        return replace(self, index=index.with_vectors(vectors))
+
+    def embed_query(self, query: str) -> Vector | None:
+        return self.index.embed_query(query)
 
     def search(
-        self, query: str, *, k: int, method: RetrievalMethod = RetrievalMethod.HYBRID
+        self,
+        query: str,
+        *,
+        k: int,
+        method: RetrievalMethod = RetrievalMethod.HYBRID,
+        query_vector: Vector | None = None,
     ) -> list[SearchHit]:
-        return self.index.search(query, k=k, method=method)
+        return self.index.search(query, k=k, method=method, query_vector=query_vector)
 
 
 def _fingerprint(path: Path) -> tuple[tuple[str, int, int], ...]:
     try:
-        files = knowledge_files(path)
+        files = [*knowledge_files(path), calibration_path(path)]
     except FileNotFoundError:
         return ()
     stats = []
@@ -157,6 +213,7 @@ class KnowledgeStore:
         embedder: Embedder | None = None,
         cache_dir: Path | None = None,
         dense_weight: float = 0.9,
+        unit_weight: float = 0.0,
         check_interval: float = 2.0,
         generation: Callable[[], int] | None = None,
     ) -> None:
@@ -164,6 +221,7 @@ class KnowledgeStore:
         self.embedder = embedder
         self.cache = EmbeddingCache(cache_dir)
         self.dense_weight = dense_weight
+        self.unit_weight = unit_weight
         self.check_interval = check_interval
         self.generation = generation
         self._lock = threading.Lock()
@@ -186,6 +244,7 @@ class KnowledgeStore:
             embedder=create_embedder(settings, threads=threads),
             cache_dir=settings.embedding_cache_dir,
             dense_weight=settings.retrieval_dense_weight,
+            unit_weight=settings.retrieval_unit_weight,
             check_interval=settings.knowledge_check_interval,
             generation=generation,
         )
@@ -221,11 +280,12 @@ class KnowledgeStore:
             embedder=self.embedder,
             cache=self.cache,
             dense_weight=self.dense_weight,
+            unit_weight=self.unit_weight,
             progress=log_progress("embedding questions"),
             with_answers=False,
         )
         if self.embedder is not None and base.entries:
-            missing = self.cache.missing(self.embedder, base.answer_texts())
+            missing = self.cache.missing(self.embedder, base.vector_texts())
             if missing <= SYNC_ANSWER_VECTORS:
                 base = base.with_answer_vectors(
                     self.cache, progress=log_progress("embedding answers")

@@ -7,12 +7,12 @@ import httpx
 
 from shared.core.config import ProviderName, Settings
 from shared.core.errors import LLMError, ModelCannotRun
-from shared.knowledge import SearchHit
 from shared.llm.base import (
     BackendStatus,
     Generation,
     LLMProvider,
     ModelBackend,
+    Passage,
     StopGeneration,
     TokenSink,
 )
@@ -33,6 +33,7 @@ __all__ = [
     "Generation",
     "LLMProvider",
     "ModelBackend",
+    "Passage",
     "ProviderChoice",
     "StopGeneration",
     "TokenSink",
@@ -99,16 +100,23 @@ def choose_provider(settings: Settings, *, client: httpx.Client, pool_size: int)
         except LLMError as exc:
             logger.info("LLM_PROVIDER=auto: Ollama not usable (%s)", exc.message)
         else:
-            return ProviderChoice(ProviderName.OLLAMA, settings.ollama_model,
-                                  detail=f"Ollama has {settings.ollama_model}")  # fmt: skip
+            return ProviderChoice(
+                ProviderName.OLLAMA,
+                settings.ollama_model,
+                detail=f"Ollama has {settings.ollama_model}",
+            )
         if not embedded_available():
-            return ProviderChoice(ProviderName.EXTRACTIVE, ExtractiveProvider.model,
-                                  detail="no Ollama, and llama.cpp is not installed")  # fmt: skip
+            return ProviderChoice(
+                ProviderName.EXTRACTIVE,
+                ExtractiveProvider.model,
+                detail="no Ollama, and llama.cpp is not installed",
+            )
         probe = _probe_embedded(settings, pool_size=pool_size)
         if probe.ok:
             return ProviderChoice(ProviderName.EMBEDDED, embedded_model, detail=probe.detail)
-        logger.error("the embedded model cannot run here (%s); answering extractively",
-                     probe.detail)  # fmt: skip
+        logger.error(
+            "the embedded model cannot run here (%s); answering extractively", probe.detail
+        )
         return ProviderChoice(
             ProviderName.EXTRACTIVE,
             ExtractiveProvider.model,
@@ -116,8 +124,9 @@ def choose_provider(settings: Settings, *, client: httpx.Client, pool_size: int)
         )
     if requested is ProviderName.EMBEDDED:
         if not embedded_available():
-            return ProviderChoice(requested, embedded_model, ok=False,
-                                  detail="llama-cpp-python is not installed")  # fmt: skip
+            return ProviderChoice(
+                requested, embedded_model, ok=False, detail="llama-cpp-python is not installed"
+            )
         probe = _probe_embedded(settings, pool_size=pool_size)
         if not probe.ok:
             logger.error("LLM_PROVIDER=embedded cannot run here: %s", probe.detail)
@@ -140,7 +149,7 @@ class UnavailableProvider:
         self.reason = choice.detail
 
     def generate(
-        self, *, question: str, context: list[SearchHit], on_token: TokenSink | None = None
+        self, *, question: str, passages: list[Passage], on_token: TokenSink | None = None
     ) -> Generation:
         raise ModelCannotRun(f"the {self.name} model cannot run on this worker: {self.reason}")
 

@@ -7,13 +7,21 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from shared.core.errors import LLMError
-from shared.knowledge import SearchHit
 
 TokenSink = Callable[[str], None]
 
 
 class StopGeneration(Exception):
     """Raised by a token sink to end a generation early; providers return what they have."""
+
+
+@dataclass(frozen=True)
+class Passage:
+    """What a model may answer from: the selected statements of one knowledge-base entry."""
+
+    id: str  # the entry's id, which the model cites
+    title: str  # the entry's question
+    text: str
 
 
 @dataclass(frozen=True)
@@ -46,10 +54,10 @@ class LLMProvider(ModelBackend, Protocol):
     generative: bool  # False for providers that quote entries instead of generating text
 
     def generate(
-        self, *, question: str, context: list[SearchHit], on_token: TokenSink | None = None
+        self, *, question: str, passages: list[Passage], on_token: TokenSink | None = None
     ) -> Generation:
-        """Answer from the retrieved `context`, passing text to `on_token` as it is generated;
-        raise an `LLMError` on failure."""
+        """Answer from `passages`, passing text to `on_token` as it is generated; raise an
+        `LLMError` on failure."""
         ...
 
 

@@ -10,8 +10,14 @@ from pathlib import Path
 from typing import Any
 
 from shared.core.errors import LLMError, LLMUnavailable
-from shared.knowledge import SearchHit
-from shared.llm.base import BackendStatus, Generation, StopGeneration, StreamCollector, TokenSink
+from shared.llm.base import (
+    BackendStatus,
+    Generation,
+    Passage,
+    StopGeneration,
+    StreamCollector,
+    TokenSink,
+)
 from shared.llm.prompt import COMPLETION_STOPS, build_completion_prompt
 
 logger = logging.getLogger(__name__)
@@ -82,7 +88,7 @@ def _without_extra_buffer_types() -> Iterator[None]:
 class EmbeddedProvider:
     """A small model loaded once per worker process, prompted with a few-shot pattern.
 
-    Small models ramble and invent; every draft goes through the grounding checks.
+    Small models ramble and invent; every draft is verified claim by claim before it is sent.
     """
 
     name = "embedded"
@@ -96,7 +102,6 @@ class EmbeddedProvider:
         threads: int = 1,
         temperature: float = 0.1,
         max_tokens: int = 160,
-        context_entries: int = 1,
     ) -> None:
         try:
             from llama_cpp import Llama
@@ -115,7 +120,6 @@ class EmbeddedProvider:
         self.model = model_name(path)
         self.temperature = temperature
         self.max_tokens = max_tokens
-        self.context_entries = context_entries
         self._lock = threading.Lock()  # one generation at a time per loaded model
         logger.info(
             "embedded model %s loaded in %.1f s (%d threads)",
@@ -123,9 +127,9 @@ class EmbeddedProvider:
         )  # fmt: skip
 
     def generate(
-        self, *, question: str, context: list[SearchHit], on_token: TokenSink | None = None
+        self, *, question: str, passages: list[Passage], on_token: TokenSink | None = None
     ) -> Generation:
-        prompt = build_completion_prompt(question=question, context=context[: self.context_entries])
+        prompt = build_completion_prompt(question=question, passages=passages)
         return self.complete(prompt, on_token=on_token)
 
     def complete(

@@ -1,12 +1,6 @@
-"""No model at all: answer with the best-matching entry's own text, labelled as such."""
+"""No model at all: the answer is the entry's own statements that answer the question."""
 
-from shared.knowledge import SearchHit
-from shared.llm.base import BackendStatus, Generation, StreamCollector, TokenSink
-
-
-def quote_entry(hit: SearchHit) -> str:
-    """The best entry's own answer, labelled as coming from the help center."""
-    return f'From our help center, "{hit.entry.question}":\n\n{hit.entry.answer}'
+from shared.llm.base import BackendStatus, Generation, Passage, StreamCollector, TokenSink
 
 
 class ExtractiveProvider:
@@ -15,11 +9,11 @@ class ExtractiveProvider:
     generative = False
 
     def generate(
-        self, *, question: str, context: list[SearchHit], on_token: TokenSink | None = None
+        self, *, question: str, passages: list[Passage], on_token: TokenSink | None = None
     ) -> Generation:
         collector = StreamCollector(on_token)
-        collector.add(quote_entry(context[0]))
+        collector.add("\n".join(passage.text for passage in passages))
         return collector.result(model=self.model)
 
     def status(self) -> BackendStatus:
-        return BackendStatus(ok=True, detail="answers with the best knowledge-base entry")
+        return BackendStatus(ok=True, detail="answers with the entry's own statements")

@@ -3,10 +3,10 @@
 import httpx
 
 from shared.core.errors import LLMError, LLMModelNotFound, LLMTimeout, LLMUnavailable
-from shared.knowledge import SearchHit
 from shared.llm.base import (
     BackendStatus,
     Generation,
+    Passage,
     StopGeneration,
     StreamCollector,
     TokenSink,
@@ -37,11 +37,11 @@ class OllamaProvider:
         self.keep_alive = keep_alive
 
     def generate(
-        self, *, question: str, context: list[SearchHit], on_token: TokenSink | None = None
+        self, *, question: str, passages: list[Passage], on_token: TokenSink | None = None
     ) -> Generation:
         payload = {
             "model": self.model,
-            "messages": build_messages(question=question, context=context),
+            "messages": build_messages(question=question, passages=passages),
             "stream": True,
             "keep_alive": self.keep_alive,
             "options": self.options,

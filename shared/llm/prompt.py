@@ -1,6 +1,6 @@
 """Grounded prompts: the retrieved entries are the only facts a model may use."""
 
-from shared.knowledge import SearchHit
+from shared.llm.base import Passage
 
 SYSTEM_PROMPT = (
     "You are a customer support assistant. Answer the customer's question using only the "
@@ -32,24 +32,22 @@ FEW_SHOT_EXAMPLES = (
 COMPLETION_STOPS = ["\nCustomer:", "\nArticle:", "\nAgent:", "\nQ:", "\nA:", "\n\n"]
 
 
-def format_context(context: list[SearchHit]) -> str:
-    return "\n\n".join(
-        f"[{hit.entry.id}]\nQ: {hit.entry.question}\nA: {hit.entry.answer}" for hit in context
-    )
+def format_passages(passages: list[Passage]) -> str:
+    return "\n\n".join(f"[{p.id}]\nQ: {p.title}\nA: {p.text}" for p in passages)
 
 
-def build_messages(*, question: str, context: list[SearchHit]) -> list[dict[str, str]]:
-    """Chat messages: rules and entries as the system turn, the question as the user turn."""
-    system = f"{SYSTEM_PROMPT}\n\nKnowledge base entries:\n\n{format_context(context)}"
+def build_messages(*, question: str, passages: list[Passage]) -> list[dict[str, str]]:
+    """Chat messages: rules and passages as the system turn, the question as the user turn."""
+    system = f"{SYSTEM_PROMPT}\n\nKnowledge base entries:\n\n{format_passages(passages)}"
     return [
         {"role": "system", "content": system},
         {"role": "user", "content": question},
     ]
 
 
-def build_completion_prompt(*, question: str, context: list[SearchHit]) -> str:
+def build_completion_prompt(*, question: str, passages: list[Passage]) -> str:
     """A few-shot completion prompt for small base models; the model writes the agent's line."""
-    article = " ".join(" ".join(hit.entry.answer.split()) for hit in context)
+    article = " ".join(" ".join(p.text.replace("\n- ", " ").split()) for p in passages)
     customer = " ".join(question.split())
     return f"{FEW_SHOT_EXAMPLES}Article: {article}\nCustomer: {customer}\nAgent:"
 

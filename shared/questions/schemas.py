@@ -45,6 +45,21 @@ class AskRequest(BaseModel):
         return value
 
 
+Origin = Literal["generated", "extracted", "handoff"]
+ORIGIN_DESCRIPTION = (
+    "`generated`: the model's wording, every claim verified against the entry; `extracted`: the "
+    "entry's own statements that answer the question; `handoff`: a person will answer."
+)
+
+
+def _origin(value: str | None) -> Origin | None:
+    if value == "generated":
+        return "generated"
+    if value == "extracted":
+        return "extracted"
+    return "handoff" if value == "handoff" else None
+
+
 class Source(BaseModel):
     id: str
     question: str
@@ -68,6 +83,7 @@ class AnswerResponse(BaseModel):
         description="`handoff`: the knowledge base does not cover this; a person should follow up."
     )
     confidence: float | None = Field(description="0-1, calibrated from retrieval.")
+    origin: Origin | None = Field(description=ORIGIN_DESCRIPTION)
     sources: list[Source]
     timestamp: datetime
     processing_time: int | None = Field(description="Milliseconds the worker spent answering.")
@@ -83,6 +99,7 @@ class AnswerResponse(BaseModel):
             answer=question.answer or "",
             action=_action(question.action),
             confidence=question.confidence,
+            origin=_origin(question.origin),
             sources=[Source(**source) for source in question.sources or []],
             timestamp=question.completed_at or question.created_at,
             processing_time=question.processing_time_ms,
@@ -112,8 +129,10 @@ class QuestionRecord(BaseModel):
     action: Literal["answer", "handoff"] | None
     confidence: float | None
     sources: list[Source]
+    origin: Origin | None = Field(description=ORIGIN_DESCRIPTION)
     fallback_reason: str | None = Field(
-        description="Why the model's draft was replaced by the best entry's own text, if it was."
+        description="Why the model's wording was not sent, as a code (`misbound_figure`, "
+        "`unverified_verdict`, `question_condition`, …); the draft itself stays internal."
     )
     knowledge_version: str | None
     error: ErrorDetail | None
@@ -139,6 +158,7 @@ class QuestionRecord(BaseModel):
             action=_action(question.action),
             confidence=question.confidence,
             sources=[Source(**source) for source in question.sources or []],
+            origin=_origin(question.origin),
             fallback_reason=question.fallback_reason,
             knowledge_version=question.knowledge_version,
             error=error,

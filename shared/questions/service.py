@@ -169,6 +169,7 @@ def complete_question(
             "provider": answer.provider,
             "model": answer.model,
             "action": answer.action.value,
+            "origin": answer.origin.value,
             "confidence": answer.confidence,
             "knowledge_version": answer.knowledge_version,
             "fallback_reason": answer.fallback_reason,

@@ -6,7 +6,12 @@ import numpy as np
 import pytest
 
 from shared.core.errors import LLMError, LLMUnavailable
-from shared.knowledge.embeddings import EmbeddingCache, MiniLMEmbedder, OllamaEmbedder
+from shared.knowledge.embeddings import (
+    EmbeddingCache,
+    OllamaEmbedder,
+    minilm_embedder,
+    mpnet_embedder,
+)
 
 
 def _ollama(handler) -> OllamaEmbedder:  # type: ignore[no-untyped-def]
@@ -43,13 +48,22 @@ def test_ollama_embed_errors_are_app_errors() -> None:
         _ollama(refuse).embed(["a"])
 
 
-def test_minilm_puts_paraphrases_closer_than_unrelated_text() -> None:
-    embedder = MiniLMEmbedder()
+@pytest.mark.parametrize("make", [minilm_embedder, lambda: mpnet_embedder(cache_dir=None)])
+def test_embedders_put_paraphrases_closer_than_unrelated_text(make) -> None:  # type: ignore[no-untyped-def]
+    embedder = make()
     refund, money_back, weather = embedder.embed(
         ["What is your refund policy?", "Can I get my money back?", "Will it rain tomorrow?"]
     )
     assert np.linalg.norm(refund) == pytest.approx(1.0, abs=1e-4)
     assert refund @ money_back > refund @ weather + 0.2
+
+
+def test_batches_come_back_in_the_order_asked() -> None:
+    embedder = mpnet_embedder(cache_dir=None)
+    texts = ["a much longer sentence about returning an item for a refund", "hi", "shipping"]
+    together = embedder.embed(texts)
+    alone = np.stack([embedder.embed([text])[0] for text in texts])
+    assert np.allclose(together, alone, atol=1e-3)
 
 
 def test_cache_embeds_each_text_once(tmp_path: Path) -> None:

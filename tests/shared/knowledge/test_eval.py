@@ -3,7 +3,8 @@
 import pytest
 
 from shared.knowledge import RetrievalMethod
-from shared.knowledge.eval import evaluate, fit_logistic, load_dataset, main
+from shared.knowledge.calibration import fit_logistic
+from shared.knowledge.eval import evaluate, fold, load_dataset, main
 from tests.conftest import EVAL_DIR
 
 STACKFAQ = EVAL_DIR / "stackfaq"
@@ -28,6 +29,13 @@ def test_command_prints_a_row_per_method(capsys: pytest.CaptureFixture[str]) -> 
     for method in ("keyword", "dense", "hybrid"):
         assert f"| {method} |" in out
     assert "| method | R@1 | R@3 | MRR@10 | p50 ms | p95 ms |" in out
+
+
+def test_the_folds_split_the_queries_the_same_way_every_time() -> None:
+    _, queries = load_dataset(STACKFAQ)
+    a, b = fold(queries, "A"), fold(queries, "B")
+    assert len(a) + len(b) == len(queries) and not {q.text for q in a} & {q.text for q in b}
+    assert fold(queries, "B") == b
 
 
 def test_logistic_fit_recovers_a_known_curve() -> None:

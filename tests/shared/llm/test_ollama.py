@@ -14,8 +14,8 @@ from shared.core.errors import (
     LLMUnavailable,
     ModelCannotRun,
 )
-from shared.knowledge import KnowledgeBase, SearchHit
-from shared.llm import StopGeneration, choose_provider, create_provider
+from shared.knowledge import KnowledgeBase
+from shared.llm import Passage, StopGeneration, choose_provider, create_provider
 from shared.llm.ollama import OllamaProvider
 from shared.llm.probe import ProbeResult
 
@@ -24,8 +24,9 @@ KNOWLEDGE = PROJECT_ROOT / "knowledge"
 TAGS = {"models": [{"name": "mistral:latest", "model": "mistral:latest", "size": 4109865159}]}
 
 
-def _context() -> list[SearchHit]:
-    return KnowledgeBase.load(KNOWLEDGE).search("What is your refund policy?", k=2)
+def _passages() -> list[Passage]:
+    hits = KnowledgeBase.load(KNOWLEDGE).search("What is your refund policy?", k=2)
+    return [Passage(h.entry.id, h.entry.question, h.entry.answer) for h in hits]
 
 
 def _provider(handler: Callable[[httpx.Request], httpx.Response]) -> OllamaProvider:
@@ -60,7 +61,7 @@ def test_generate_streams_the_chat_and_returns_the_whole_message() -> None:
 
     tokens: list[str] = []
     generation = _provider(handler).generate(
-        question="Refund?", context=_context(), on_token=tokens.append
+        question="Refund?", passages=_passages(), on_token=tokens.append
     )
     assert tokens == ["Returns are ", "accepted within ", "30 days."]
     assert generation.text == "Returns are accepted within 30 days."
@@ -85,7 +86,7 @@ def test_a_sink_can_stop_the_stream_early() -> None:
         raise StopGeneration("enough")
 
     generation = _provider(handler).generate(
-        question="Refund?", context=_context(), on_token=stop_after_first
+        question="Refund?", passages=_passages(), on_token=stop_after_first
     )
     assert generation.text == "Returns are"
 
@@ -94,7 +95,7 @@ def test_error_line_in_the_stream_is_an_llm_error() -> None:
     body = _ndjson({"error": "an error was encountered while running the model"})
     with pytest.raises(LLMError, match="while running the model"):
         _provider(lambda r: httpx.Response(200, content=body)).generate(
-            question="Refund?", context=_context()
+            question="Refund?", passages=_passages()
         )
 
 
@@ -103,7 +104,7 @@ def test_missing_model_is_reported_with_the_pull_command() -> None:
         return httpx.Response(404, json={"error": "model 'mistral' not found"})
 
     with pytest.raises(LLMModelNotFound) as caught:
-        _provider(handler).generate(question="Refund?", context=_context())
+        _provider(handler).generate(question="Refund?", passages=_passages())
     assert caught.value.message == "model 'mistral' not found: run `ollama pull mistral`"
     assert caught.value.status_code == 503 and not caught.value.transient
 
@@ -113,7 +114,7 @@ def test_connection_refused_is_a_transient_unavailability() -> None:
         raise httpx.ConnectError("[Errno 111] Connection refused", request=request)
 
     with pytest.raises(LLMUnavailable) as caught:
-        _provider(handler).generate(question="Refund?", context=_context())
+        _provider(handler).generate(question="Refund?", passages=_passages())
     assert caught.value.transient and caught.value.code == "llm_unavailable"
     assert HOST in caught.value.message
 
@@ -123,17 +124,17 @@ def test_timeout_is_a_transient_timeout() -> None:
         raise httpx.ReadTimeout("timed out", request=request)
 
     with pytest.raises(LLMTimeout) as caught:
-        _provider(handler).generate(question="Refund?", context=_context())
+        _provider(handler).generate(question="Refund?", passages=_passages())
     assert caught.value.transient and caught.value.code == "llm_timeout"
 
 
 def test_server_error_is_transient_and_bad_request_is_not() -> None:
     overloaded = _provider(lambda r: httpx.Response(503, json={"error": "server busy"}))
     with pytest.raises(LLMUnavailable, match="server busy"):
-        overloaded.generate(question="Refund?", context=_context())
+        overloaded.generate(question="Refund?", passages=_passages())
     rejected = _provider(lambda r: httpx.Response(400, json={"error": "invalid options"}))
     with pytest.raises(LLMError, match="invalid options") as caught:
-        rejected.generate(question="Refund?", context=_context())
+        rejected.generate(question="Refund?", passages=_passages())
     assert not caught.value.transient
 
 
@@ -190,7 +191,7 @@ def test_explicit_embedded_that_cannot_run_fails_its_questions(
     provider = create_provider(_settings("embedded"), client=_refusing_client())
     assert provider.name == "embedded" and not provider.status().ok
     with pytest.raises(ModelCannotRun) as caught:
-        provider.generate(question="Can I cancel?", context=[])
+        provider.generate(question="Can I cancel?", passages=[])
     assert caught.value.code == "llm_unavailable" and not caught.value.transient
     assert "hung" in caught.value.message
 

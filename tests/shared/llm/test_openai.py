@@ -13,6 +13,7 @@ from shared.cli.launcher import free_port
 from shared.core.config import PROJECT_ROOT
 from shared.core.errors import LLMError, LLMModelNotFound, LLMUnavailable
 from shared.knowledge import KnowledgeBase
+from shared.llm.base import Passage
 from shared.llm.embedded import default_model_path, embedded_available
 from shared.llm.openai import OpenAIProvider
 from tests.support.processes import spawn, stop
@@ -20,8 +21,9 @@ from tests.support.processes import spawn, stop
 KNOWLEDGE = PROJECT_ROOT / "knowledge"
 
 
-def _context():  # type: ignore[no-untyped-def]
-    return KnowledgeBase.load(KNOWLEDGE).search("How do I track my order?", k=2)
+def _passages() -> list[Passage]:
+    hits = KnowledgeBase.load(KNOWLEDGE).search("How do I track my order?", k=2)
+    return [Passage(h.entry.id, h.entry.question, h.entry.answer) for h in hits]
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +64,7 @@ def test_generates_through_a_real_llama_cpp_server(llama_server: str) -> None:
         assert provider.status().ok
         tokens: list[str] = []
         generation = provider.generate(
-            question="How do I track my order?", context=_context(), on_token=tokens.append
+            question="How do I track my order?", passages=_passages(), on_token=tokens.append
         )
     assert generation.text and len(tokens) > 1  # streamed in pieces
     assert generation.text == "".join(tokens).strip()
@@ -94,7 +96,7 @@ def test_sends_the_api_key_and_parses_server_sent_events() -> None:
         )
         return httpx.Response(200, text=body, headers={"content-type": "text/event-stream"})
 
-    generation = _provider(handler).generate(question="Track?", context=_context())
+    generation = _provider(handler).generate(question="Track?", passages=_passages())
     assert generation.text == "Track it online."
     assert seen[0].headers["authorization"] == "Bearer k"
     assert str(seen[0].url) == "http://vllm.test/v1/chat/completions"
@@ -107,7 +109,7 @@ def test_sends_the_api_key_and_parses_server_sent_events() -> None:
 def test_http_errors_map_to_app_errors(status: int, error: type[LLMError]) -> None:
     provider = _provider(lambda request: httpx.Response(status, text="nope"))
     with pytest.raises(error):
-        provider.generate(question="Track?", context=_context())
+        provider.generate(question="Track?", passages=_passages())
 
 
 def test_connection_refused_is_unavailable() -> None:
@@ -115,4 +117,4 @@ def test_connection_refused_is_unavailable() -> None:
         raise httpx.ConnectError("refused", request=request)
 
     with pytest.raises(LLMUnavailable):
-        _provider(refuse).generate(question="Track?", context=_context())
+        _provider(refuse).generate(question="Track?", passages=_passages())

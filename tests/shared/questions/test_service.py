@@ -3,7 +3,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from shared.answering.engine import Answer, AnswerAction
+from shared.answering.engine import Answer, AnswerAction, AnswerOrigin
 from shared.core.db import session_scope, utcnow
 from shared.core.errors import QuestionNotFound
 from shared.questions.models import Question, QuestionStatus
@@ -37,7 +37,8 @@ def _expire_lease(sessions: sessionmaker[Session], question_id: str) -> None:
 
 def _answer(text: str) -> Answer:
     return Answer(
-        text=text, action=AnswerAction.ANSWER, confidence=0.9, sources=[], provider="extractive",
+        text=text, action=AnswerAction.ANSWER, origin=AnswerOrigin.EXTRACTED, confidence=0.9,
+        sources=[], provider="extractive",
         model="best-entry", knowledge_version="abc123",
     )  # fmt: skip
 

@@ -1,0 +1,97 @@
+"""Which statements of an entry answer the question: its units (sentences, list items), ranked by
+their similarity to the question and the words they share with it."""
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from shared.knowledge import KnowledgeBase, SearchHit
+from shared.knowledge.embeddings import Vector
+from shared.knowledge.search import tokenize
+
+# Tuned on the tune halves of bench/data (python bench/answer_quality.py --split tune).
+LEXICAL_WEIGHT = 0.25  # of the share of the question's terms a unit contains
+MARGIN = 0.08  # a second unit is kept when it scores within this of the best
+MAX_UNITS = 2
+WHOLE_ENTRY_UNITS = 2  # entries this short are given whole
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The statements of `hit.entry` an answer is built from, in the entry's order."""
+
+    hit: SearchHit
+    units: list[str]
+    scores: list[float]
+
+    @property
+    def text(self) -> str:
+        """The statements as the customer reads them. A statement's own "Yes," or "No," answered
+        the entry's question, not necessarily this one, so it is left out."""
+        lines: list[str] = []
+        lead_in = None
+        for unit in self.units:
+            head, _, item = unit.partition("\n- ")
+            if item and head == lead_in:  # another item of the same list: the lead-in once
+                lines.append(f"- {item}")
+                continue
+            lead_in = head if item else None
+            lines.append(_without_verdict(unit))
+        return "\n".join(lines)
+
+
+def select_units(
+    *,
+    knowledge: KnowledgeBase,
+    hit: SearchHit,
+    question: str,
+    query_vector: Vector | None,
+    prefer: re.Pattern[str] | None = None,
+) -> Selection:
+    """The one or two units of the entry that best answer `question` (only units matching
+    `prefer`, when the question needs them and the entry has some: a foreign place needs what is
+    said of other countries)."""
+    units = hit.entry.units
+    allowed = [prefer is None or bool(prefer.search(unit)) for unit in units]
+    if not any(allowed):
+        allowed = [True] * len(units)
+    if len(units) <= WHOLE_ENTRY_UNITS and all(allowed):
+        return Selection(hit=hit, units=units, scores=[1.0] * len(units))
+    scores = _lexical(question, units) * LEXICAL_WEIGHT
+    dense = _unit_cosines(knowledge, hit, query_vector)
+    if dense is not None:
+        scores = scores + dense
+    scores = np.where(allowed, scores, -np.inf)
+    ranked = sorted(range(len(units)), key=lambda i: -scores[i])
+    best = scores[ranked[0]]
+    kept = [i for i in ranked[:MAX_UNITS] if allowed[i] and scores[i] >= best - MARGIN]
+    kept.sort()
+    return Selection(
+        hit=hit, units=[units[i] for i in kept], scores=[float(scores[i]) for i in kept]
+    )
+
+
+_LEADING_VERDICT = re.compile(r"^(?:yes|no)\b[.,!]?\s*", re.IGNORECASE)
+
+
+def _without_verdict(statement: str) -> str:
+    rest = _LEADING_VERDICT.sub("", statement)
+    return rest[:1].upper() + rest[1:] if rest and rest != statement else statement
+
+
+def _lexical(question: str, units: list[str]) -> np.ndarray:
+    terms = set(tokenize([question])[0])
+    if not terms:
+        return np.zeros(len(units))
+    return np.array([len(terms & set(unit_terms)) / len(terms) for unit_terms in tokenize(units)])
+
+
+def _unit_cosines(
+    knowledge: KnowledgeBase, hit: SearchHit, query_vector: Vector | None
+) -> np.ndarray | None:
+    vectors = knowledge.index.vectors
+    if query_vector is None or vectors is None or vectors.units is None:
+        return None
+    rows = knowledge.unit_rows(hit.index)
+    return np.asarray(vectors.units[rows] @ query_vector)
