@@ -217,29 +217,63 @@ class WorkerProcess:
 StartWorker = Callable[..., WorkerProcess]
 
 
-@pytest.fixture(scope="session")
-def start_worker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StartWorker]:
-    """Start worker processes on demand; every one is stopped at the end of the session."""
-    started: list[WorkerProcess] = []
+class Started:
+    """Worker and API processes started for one test (or one module); all stopped at its end, so
+    the processes of earlier tests never compete for the machine's cores with later ones."""
 
-    def start(
-        settings: Settings, *, concurrency: int = 2, extra_env: dict[str, str] | None = None
+    def __init__(self, tmp_path_factory: pytest.TempPathFactory) -> None:
+        self._tmp = tmp_path_factory
+        self._processes: list[WorkerProcess | ApiProcess] = []
+
+    def worker(
+        self, settings: Settings, *, concurrency: int = 2, extra_env: dict[str, str] | None = None
     ) -> WorkerProcess:
-        log = tmp_path_factory.mktemp("worker") / "worker.log"
+        log = self._tmp.mktemp("worker") / "worker.log"
         worker = WorkerProcess(settings, log, concurrency=concurrency, extra_env=extra_env)
-        started.append(worker)
+        self._processes.append(worker)
         worker.wait_ready()
         return worker
 
-    yield start
-    for worker in started:
-        worker.stop()
+    def api(self, settings: Settings) -> "ApiProcess":
+        api = ApiProcess(settings, self._tmp.mktemp("api") / "api.log")
+        self._processes.append(api)
+        api.wait_ready()
+        return api
+
+    def stop_all(self) -> None:
+        while self._processes:
+            self._processes.pop().stop()
+
+
+@pytest.fixture
+def started(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Started]:
+    processes = Started(tmp_path_factory)
+    yield processes
+    processes.stop_all()
+
+
+@pytest.fixture(scope="module")
+def module_started(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Started]:
+    """Processes shared by the tests of one module."""
+    processes = Started(tmp_path_factory)
+    yield processes
+    processes.stop_all()
+
+
+@pytest.fixture
+def start_worker(started: Started) -> StartWorker:
+    """Start a worker process for this test."""
+    return started.worker
 
 
 @pytest.fixture(scope="session")
-def worker(start_worker: StartWorker, base_settings: Settings) -> WorkerProcess:
+def worker(
+    tmp_path_factory: pytest.TempPathFactory, base_settings: Settings
+) -> Iterator[WorkerProcess]:
     """One real worker answering the default test queue with the extractive provider."""
-    return start_worker(base_settings)
+    processes = Started(tmp_path_factory)
+    yield processes.worker(base_settings)
+    processes.stop_all()
 
 
 @pytest.fixture
@@ -288,19 +322,7 @@ class ApiProcess:
         self._log.close()
 
 
-@pytest.fixture(scope="session")
-def start_api(
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[Callable[[Settings], ApiProcess]]:
-    """Start API processes on demand; every one is stopped at the end of the session."""
-    started: list[ApiProcess] = []
-
-    def start(settings: Settings) -> ApiProcess:
-        api = ApiProcess(settings, tmp_path_factory.mktemp("api") / "api.log")
-        started.append(api)
-        api.wait_ready()
-        return api
-
-    yield start
-    for api in started:
-        api.stop()
+@pytest.fixture
+def start_api(started: Started) -> Callable[[Settings], ApiProcess]:
+    """Start an API process for this test."""
+    return started.api

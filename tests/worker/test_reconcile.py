@@ -15,20 +15,18 @@ from shared.core.db import create_db_engine, create_session_factory, session_sco
 from shared.core.queue import RECONCILE_TASK
 from shared.questions.models import Question, QuestionStatus
 from shared.questions.service import create_question, get_question
-from tests.conftest import StartWorker, WorkerProcess
+from tests.conftest import Started, WorkerProcess
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def reconciling(
-    base_settings: Settings, start_worker: StartWorker
-) -> tuple[Settings, WorkerProcess]:
+def reconciling(base_settings: Settings, module_started: Started) -> tuple[Settings, WorkerProcess]:
     settings = base_settings.model_copy(
         update={"celery_queue": f"rec-{uuid.uuid4().hex[:6]}", "reconcile_interval": 0.5,
                 "max_attempts": 3}
     )  # fmt: skip
-    return settings, start_worker(settings)
+    return settings, module_started.worker(settings)
 
 
 def _status(settings: Settings, question_id: str, *, until: set[QuestionStatus]) -> Question:

@@ -8,18 +8,17 @@ from pathlib import Path
 import pytest
 
 from shared.core.config import Settings
-from tests.api.test_events import StartApi
-from tests.conftest import StartWorker
+from tests.conftest import Started
 
 pytestmark = pytest.mark.integration
 SCRIPT = Path(sys.executable).parent / "support-assistant"
 
 
 @pytest.fixture(scope="module")
-def api_url(base_settings: Settings, start_worker: StartWorker, start_api: StartApi) -> str:
+def api_url(base_settings: Settings, module_started: Started) -> str:
     settings = base_settings.model_copy(update={"celery_queue": f"cli-{uuid.uuid4().hex[:6]}"})
-    start_worker(settings)
-    return f"{start_api(settings).base}/api/v1"
+    module_started.worker(settings)
+    return f"{module_started.api(settings).base}/api/v1"
 
 
 def _cli(api_url: str, *args: str) -> subprocess.CompletedProcess[str]:
