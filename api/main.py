@@ -14,7 +14,8 @@ from api.deps import Services
 from api.errors import install_error_handlers
 from api.metrics import HttpMetrics, QuestionCollector
 from api.middleware import AccessControl, BodySizeLimit, RequestContext
-from api.routes import knowledge, questions, streams, system
+from api.routes import conversations, knowledge, questions, system
+from api.security import RateLimiter, StreamSlots
 from api.waiter import AnswerWaiter
 from shared import __version__
 from shared.core.config import Settings, get_settings
@@ -55,6 +56,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         http=http,
         knowledge=knowledge,
         waiter=waiter,
+        limiter=RateLimiter(redis),
+        streams=StreamSlots(
+            per_client=settings.max_streams_per_client,
+            total=settings.max_streams_total,
+            retry_after=settings.retry_after_seconds,
+        ),
     )
     await waiter.start()
     app.state.services = services
@@ -70,11 +77,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 def check_exposure(settings: Settings) -> None:
-    """Refuse to serve beyond loopback without API keys, unless explicitly allowed."""
-    if settings.api_key_list or settings.allow_unauthenticated or is_loopback(settings.api_host):
+    """Refuse to serve beyond loopback without keys, unless explicitly allowed."""
+    keys = settings.api_key_list or settings.public_key_list
+    if keys or settings.allow_unauthenticated or is_loopback(settings.api_host):
         return
     raise SystemExit(
-        f"API_HOST={settings.api_host} is reachable from other machines and API_KEYS is empty: "
+        f"API_HOST={settings.api_host} is reachable from other machines and no keys are set: "
         "set API_KEYS (or ALLOW_UNAUTHENTICATED=true if something else guards the port)"
     )
 
@@ -98,7 +106,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(
         AccessControl,
         settings=settings,
-        redis=lambda: app.state.services.redis,
+        limiter=lambda: app.state.services.limiter,
         open_paths={"/health", f"{settings.api_prefix}/health"},
     )
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
@@ -108,19 +116,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origin_list,
-            allow_methods=["GET", "POST"],
+            allow_methods=["GET", "POST", "DELETE"],
             allow_headers=[
                 "Authorization",
                 "Content-Type",
                 "Prefer",
                 "Idempotency-Key",
                 "X-Request-ID",
+                "X-Conversation-Token",
+                "X-Identity-Token",
             ],
             expose_headers=["Location", "Retry-After", "Preference-Applied", "X-Request-ID"],
         )
     app.include_router(system.router, include_in_schema=False)
     app.include_router(system.router, prefix=settings.api_prefix)
+    app.include_router(system.operators, include_in_schema=False)
+    app.include_router(system.operators, prefix=settings.api_prefix)
+    app.include_router(conversations.router, prefix=settings.api_prefix)
     app.include_router(questions.router, prefix=settings.api_prefix)
-    app.include_router(streams.router, prefix=settings.api_prefix)
+    app.include_router(questions.operators, prefix=settings.api_prefix)
     app.include_router(knowledge.router, prefix=settings.api_prefix)
     return app

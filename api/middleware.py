@@ -1,7 +1,5 @@
 """Guards in front of every route: body size, API keys, rate limits (pure ASGI middleware)."""
 
-import hashlib
-import hmac
 import json
 import logging
 import re
@@ -10,9 +8,7 @@ import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
-
+from api.security import Keys, Principal, RateLimiter, client_address, key_id
 from shared.core.config import Settings
 from shared.core.logs import request_id_var
 
@@ -121,14 +117,6 @@ class BodySizeLimit:
         )
 
 
-def client_identity(scope: Scope, api_key: str | None) -> str:
-    """Whom a request counts against: its API key (hashed, never stored), else its address."""
-    if api_key:
-        return "key:" + hashlib.sha256(api_key.encode()).hexdigest()[:16]
-    client = scope.get("client")
-    return f"ip:{client[0] if client else 'unknown'}"
-
-
 def bearer_token(scope: Scope) -> str | None:
     for name, value in scope.get("headers", []):
         if name == b"authorization":
@@ -139,67 +127,62 @@ def bearer_token(scope: Scope) -> str | None:
     return None
 
 
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", []):
+        if key == name:
+            text: str = value.decode("latin-1")
+            return text
+    return None
+
+
 class AccessControl:
-    """API keys (when configured) and a per-client rate limit shared through Redis."""
+    """Who is calling (an operator's key, a widget's public key, or anyone when no keys are
+    configured), from which address, within the per-client rate limit shared through Redis. The
+    principal is left in the request's state for the routes."""
 
     def __init__(
         self,
         app: ASGIApp,
         *,
         settings: Settings,
-        redis: Callable[[], Redis],
+        limiter: Callable[[], RateLimiter],
         open_paths: set[str],
     ) -> None:
         self.app = app
         self.open_paths = open_paths  # liveness probes never need a key
-        self.keys = [key.encode() for key in settings.api_key_list]
+        self.keys = Keys(settings)
+        self.trusted = settings.trusted_proxy_networks
         self.limit = settings.rate_limit_per_minute
-        self.redis = redis
+        self.limiter = limiter
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in self.open_paths:
             await self.app(scope, receive, send)
             return
         token = bearer_token(scope)
-        if self.keys and not self._valid(token):
+        role = self.keys.role_of(token)
+        if role is None:
             await send_error(
                 send, 401, "unauthorized", "a valid API key is needed: Authorization: Bearer <key>",
                 {"WWW-Authenticate": "Bearer"},
             )  # fmt: skip
             return
-        if self.limit:
-            retry_after = await self._over_limit(
-                client_identity(scope, token if self.keys else None)
-            )
-            if retry_after is not None:
-                await send_error(
-                    send, 429, "rate_limited",
-                    f"more than {self.limit} requests a minute; retry in {retry_after} s",
-                    {"Retry-After": str(retry_after)},
-                )  # fmt: skip
-                return
+        peer = scope.get("client")
+        forwarded = _header(scope, b"x-forwarded-for")
+        principal = Principal(
+            role=role,
+            key_id=key_id(token if self.keys.configured else None),
+            client=client_address(peer[0] if peer else None, forwarded, self.trusted),
+        )
+        scope.setdefault("state", {})["principal"] = principal
+        retry_after = await self.limiter().retry_after(
+            principal.identity, scope="requests", limit=self.limit
+        )
+        if retry_after is not None:
+            await send_error(
+                send, 429, "rate_limited",
+                f"more than {self.limit} requests a minute; retry in {retry_after} s",
+                {"Retry-After": str(retry_after)},
+            )  # fmt: skip
+            return
         await self.app(scope, receive, send)
-
-    def _valid(self, token: str | None) -> bool:
-        if token is None:
-            return False
-        offered = token.encode()
-        # Compare with every key, in constant time, so timing tells nothing about any of them.
-        return any([hmac.compare_digest(offered, key) for key in self.keys])
-
-    async def _over_limit(self, identity: str) -> int | None:
-        """Seconds until the window resets when the client is over the limit, else None."""
-        now = time.time()
-        window = int(now // 60)
-        key = f"support-assistant:rate:{identity}:{window}"
-        try:
-            pipe = self.redis().pipeline(transaction=True)
-            pipe.incr(key)
-            pipe.expire(key, 61)
-            count, _ = await pipe.execute()
-        except (RedisError, OSError):
-            logger.warning("rate limiting is off while Redis is unreachable")
-            return None
-        if int(count) > self.limit:
-            return max(1, int(60 - now % 60))
-        return None

@@ -5,6 +5,7 @@ from logging.config import fileConfig
 from alembic import context
 
 # Every domain's models, so that their tables are on Base.metadata.
+import shared.conversations.models
 import shared.questions.models  # noqa: F401
 from shared.core.config import get_settings
 from shared.core.db import Base, create_db_engine

@@ -8,14 +8,28 @@ from celery import Task
 from celery.exceptions import SoftTimeLimitExceeded
 
 from shared.answering.engine import Answer, answer_question
+from shared.answering.handoff import HandoffReason
+from shared.conversations.models import ConversationStatus, Message
+from shared.conversations.service import (
+    delete_conversation,
+    expired_conversations,
+    history_before,
+    message_payload,
+    note_failure,
+    record_answer,
+)
 from shared.core.db import session_scope
 from shared.core.errors import AppError, LLMError, LLMTimeout
-from shared.core.events import QuestionEvent, QuestionEventLog, publish_question_event
-from shared.core.queue import ANSWER_QUESTION_TASK, RECONCILE_TASK
+from shared.core.events import (
+    ConversationEvents,
+    QuestionEvent,
+    forget_conversation,
+    publish_question_event,
+)
+from shared.core.queue import ANSWER_QUESTION_TASK, PURGE_TASK, RECONCILE_TASK
 from shared.questions.models import QuestionStatus
 from shared.questions.service import (
     claim_question,
-    complete_question,
     dispatch,
     fail_question,
     reconcile_questions,
@@ -29,6 +43,7 @@ RECONCILE_LOCK = "support-assistant:reconcile-lock"
 # Logged once per stored answer, with the question id as a structured field: the fault tests
 # count these lines to prove no question is ever answered twice.
 STORED_MESSAGE = "stored the answer"
+GAVE_UP_TEXT = "Sorry, this message could not be answered. Please try again."
 
 
 def retry_delay(*, retries: int, base: float, maximum: float) -> float:
@@ -36,33 +51,66 @@ def retry_delay(*, retries: int, base: float, maximum: float) -> float:
     return random.uniform(0, min(maximum, base * 2**retries))
 
 
-def _announce(
-    resources: WorkerResources, events: QuestionEventLog, question_id: str, status: QuestionStatus
-) -> None:
-    if status.is_terminal:
-        events.append(status.value, {})
-    else:
-        events.status(status.value)
-    try:
-        publish_question_event(resources.redis, QuestionEvent(question_id, status.value))
-    except Exception:  # waiters fall back to their timeout and re-read the row
-        logger.warning("could not publish %s for question %s", status, question_id, exc_info=True)
+class Announcer:
+    """Tells the customer's event stream and the waiting API requests what happened to a
+    question; Redis trouble never fails the answer (the database stays the truth)."""
+
+    def __init__(self, resources: WorkerResources, question_id: str, conversation_id: str | None):
+        self.redis = resources.redis
+        self.question_id = question_id
+        self.stream = (
+            ConversationEvents(resources.redis, conversation_id) if conversation_id else None
+        )
+
+    def token(self, text: str) -> None:
+        if self.stream is not None:
+            self.stream.token(self.question_id, text)
+
+    def reset(self) -> None:
+        if self.stream is not None:
+            self.stream.reset(self.question_id)
+
+    def turn(
+        self,
+        status: QuestionStatus,
+        message: Message | None = None,
+        handoff_reason: str | None = None,
+    ) -> None:
+        """`handoff_reason`: the answer passed the conversation to the support team, and why."""
+        if self.stream is not None:
+            if message is not None:
+                self.stream.message(message_payload(message))
+            if handoff_reason is not None:
+                self.stream.status(
+                    ConversationStatus.WAITING_FOR_AGENT.value, reason=handoff_reason
+                )
+            self.stream.turn(self.question_id, status.value)
+        try:
+            publish_question_event(self.redis, QuestionEvent(self.question_id, status.value))
+        except Exception:  # waiters fall back to their timeout and re-read the row
+            logger.warning(
+                "could not publish %s for question %s", status, self.question_id, exc_info=True
+            )
 
 
-def _store_failure(
-    resources: WorkerResources, events: QuestionEventLog, question_id: str, error: AppError
-) -> None:
+def _store_failure(resources: WorkerResources, announcer: Announcer, error: AppError) -> None:
+    question_id = announcer.question_id
     with session_scope(resources.sessions) as session:
-        fail_question(
+        stored = fail_question(
             session=session,
             question_id=question_id,
             code=error.code,
             message=error.client_message,  # customers see it: no hosts, paths or exception text
             provider=resources.provider.name,
         )
+        message = (
+            note_failure(session=session, question_id=question_id, text=error.client_message)
+            if stored
+            else None
+        )
     logger.warning("question %s failed: %s (%s)", question_id, error.code, error.message)
     metrics.FAILURES.labels(error.code).inc()
-    _announce(resources, events, question_id, QuestionStatus.FAILED)
+    announcer.turn(QuestionStatus.FAILED, message)
 
 
 def _owner() -> str:
@@ -83,20 +131,30 @@ def answer_question_task(self: Task, question_id: str) -> str:
             lease_seconds=settings.lease_seconds,
         )
         if question is None:
-            logger.info("question %s is answered, unknown or held by another worker; "
-                        "nothing to do", question_id)  # fmt: skip
+            logger.info(
+                "question %s is answered, unknown or held by another worker; nothing to do",
+                question_id,
+            )
             return "skipped"
         text, context_method, started_at = (
             question.question,
             question.context_method,
             question.started_at,
         )
+        conversation_id = question.conversation_id
+        history = (
+            history_before(
+                session=session, conversation_id=conversation_id, message_id=question.message_id
+            )
+            if conversation_id
+            else []
+        )
         assert started_at is not None
         metrics.TIME_QUEUED.observe((started_at - question.created_at).total_seconds())
     if settings.log_questions:
         logger.info("question text: %r", text)
-    events = QuestionEventLog(resources.redis, question_id)
-    _announce(resources, events, question_id, QuestionStatus.RUNNING)
+    announcer = Announcer(resources, question_id, conversation_id)
+    announcer.turn(QuestionStatus.RUNNING)
 
     heartbeat = get_heartbeat()
     holding = heartbeat.holding(question_id) if heartbeat else contextlib.nullcontext()
@@ -108,12 +166,13 @@ def answer_question_task(self: Task, question_id: str) -> str:
                 knowledge=resources.knowledge.current(),
                 provider=resources.provider,
                 settings=settings,
-                on_token=events.token,
-                on_reset=events.reset,
+                history=history,
+                on_token=announcer.token,
+                on_reset=announcer.reset,
             )
     except SoftTimeLimitExceeded:
         timeout = LLMTimeout(f"no answer within the {settings.task_soft_time_limit} s time limit")
-        _store_failure(resources, events, question_id, timeout)
+        _store_failure(resources, announcer, timeout)
         return "failed"
     except LLMError as exc:
         if exc.transient and self.request.retries < settings.task_max_retries:
@@ -124,35 +183,45 @@ def answer_question_task(self: Task, question_id: str) -> str:
             )
             logger.warning(
                 "question %s: %s; retry %d/%d in %.1f s",
-                question_id, exc.message, self.request.retries + 1,
-                settings.task_max_retries, delay,
-            )  # fmt: skip
+                question_id,
+                exc.message,
+                self.request.retries + 1,
+                settings.task_max_retries,
+                delay,
+            )
             with session_scope(resources.sessions) as session:
                 release_question(session=session, question_id=question_id)
-            events.reset()
+            announcer.reset()
             metrics.RETRIES.labels(exc.code).inc()
             raise self.retry(exc=exc, countdown=delay) from exc
-        _store_failure(resources, events, question_id, exc)
+        _store_failure(resources, announcer, exc)
         return "failed"
     except Exception as exc:
         logger.exception("question %s: unexpected error", question_id)
-        _store_failure(resources, events, question_id, AppError("an unexpected error occurred"))
+        _store_failure(resources, announcer, AppError("an unexpected error occurred"))
         raise exc
 
     if answer.fallback_reason:
-        logger.info("question %s: model draft replaced by the entry's sentences (%s)",
-                    question_id, answer.fallback_reason)  # fmt: skip
+        logger.info(
+            "question %s: model draft replaced by the entry's statements (%s)",
+            question_id,
+            answer.fallback_reason,
+        )
     with session_scope(resources.sessions) as session:
-        stored = complete_question(
+        recorded = record_answer(
             session=session, question_id=question_id, answer=answer, started_at=started_at
         )
-    if not stored:
-        logger.info("question %s was answered by another delivery; this answer is dropped",
-                    question_id)  # fmt: skip
+    if not recorded.stored:
+        logger.info(
+            "question %s was answered by another delivery; this answer is dropped", question_id
+        )
         return "duplicate"
     logger.info(STORED_MESSAGE)
     _observe(answer)
-    _announce(resources, events, question_id, QuestionStatus.COMPLETED)
+    reason = answer.handoff_reason or HandoffReason.LOW_CONFIDENCE
+    announcer.turn(
+        QuestionStatus.COMPLETED, recorded.message, reason if recorded.handed_off else None
+    )
     return "completed"
 
 
@@ -198,9 +267,32 @@ def reconcile_task() -> dict[str, int]:
     metrics.RECONCILER_ACTIONS.labels("requeued").inc(len(report.requeued))
     metrics.RECONCILER_ACTIONS.labels("gave_up").inc(len(report.gave_up))
     for question_id in report.gave_up:
-        _announce(resources, QuestionEventLog(resources.redis, question_id), question_id,
-                  QuestionStatus.FAILED)  # fmt: skip
+        with session_scope(resources.sessions) as session:
+            message = note_failure(session=session, question_id=question_id, text=GAVE_UP_TEXT)
+            conversation_id = message.conversation_id if message else None
+        Announcer(resources, question_id, conversation_id).turn(QuestionStatus.FAILED, message)
     if report.requeued or report.gave_up:
-        logger.warning("reconciler: re-queued %d question(s), gave up on %d",
-                       len(report.requeued), len(report.gave_up))  # fmt: skip
+        logger.warning(
+            "reconciler: re-queued %d question(s), gave up on %d",
+            len(report.requeued),
+            len(report.gave_up),
+        )
     return {"requeued": len(report.requeued), "gave_up": len(report.gave_up)}
+
+
+@app.task(name=PURGE_TASK, ignore_result=True)
+def purge_task() -> int:
+    """Erase conversations older than RETENTION_DAYS (database and Redis); how many."""
+    resources = get_resources()
+    days = resources.settings.retention_days
+    if not days:
+        return 0
+    with session_scope(resources.sessions) as session:
+        expired = expired_conversations(session=session, days=days)
+        for conversation_id in expired:
+            delete_conversation(session=session, conversation_id=conversation_id)
+    for conversation_id in expired:
+        forget_conversation(resources.redis, conversation_id)
+    if expired:
+        logger.info("erased %d conversation(s) older than %s days", len(expired), days)
+    return len(expired)

@@ -1,13 +1,15 @@
 """The knowledge base the service answers from."""
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from fastapi.concurrency import run_in_threadpool
 
-from api.deps import Services, ServicesDep
+from api.deps import Services, ServicesDep, require_operator
 from shared.knowledge.schemas import KnowledgeInfo
 from shared.knowledge.store import force_knowledge_reload
 
-router = APIRouter(prefix="/knowledge", tags=["knowledge"])
+router = APIRouter(
+    prefix="/knowledge", tags=["knowledge"], dependencies=[Depends(require_operator)]
+)
 
 
 def _info(services: Services) -> KnowledgeInfo:

@@ -1,15 +1,18 @@
-"""Asking questions, following them, and reading past answers."""
+"""Asking questions (each a one-turn conversation), following them, and reading past answers."""
 
 import logging
-import math
+from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 
-from api.deps import Services, ServicesDep
-from api.middleware import bearer_token, client_identity
+from api.deps import CustomerDep, PrincipalDep, Services, ServicesDep, require_operator
+from api.routes.conversations import message_url, publish_customer_message
+from api.streaming import question_events
+from api.waiting import IdempotencyKeyHeader, PreferHeader, WaitQuery, requested_wait
+from shared.conversations.service import submit_message
 from shared.core.db import session_scope
 from shared.core.errors import STATUS_BY_CODE
 from shared.core.logs import request_id_var
@@ -24,48 +27,11 @@ from shared.questions.schemas import (
     Links,
     QuestionRecord,
 )
-from shared.questions.service import (
-    get_question,
-    list_history,
-    submit_question,
-)
+from shared.questions.service import get_question, list_history
 
 logger = logging.getLogger(__name__)
 router = APIRouter(tags=["questions"])
-
-WaitQuery = Annotated[
-    float | None,
-    Query(
-        ge=0,
-        allow_inf_nan=False,
-        description="Seconds to wait for the answer (0 answers 202 at once); at most "
-        "MAX_WAIT_SECONDS, longer waits are shortened to it.",
-    ),
-]
-
-
-def parse_prefer(header: str | None, *, default: float, maximum: float) -> tuple[float, list[str]]:
-    """The wait an RFC 7240 `Prefer` header asks for, and the preferences honoured."""
-    wait, applied, respond_async = default, [], False
-    for token in (header or "").split(","):
-        name, _, value = token.strip().partition("=")
-        name = name.strip().lower()
-        if name == "respond-async":
-            respond_async = True
-        elif name == "wait":
-            try:
-                asked = float(value.strip().strip('"'))
-            except ValueError:
-                continue
-            if not math.isfinite(asked):
-                continue
-            wait = min(max(asked, 0.0), maximum)
-            applied.append(f"wait={value.strip()}")
-    if respond_async:
-        applied.insert(0, "respond-async")
-        if not any(p.startswith("wait=") for p in applied):
-            wait = 0.0
-    return wait, applied
+operators = APIRouter(tags=["questions"], dependencies=[Depends(require_operator)])
 
 
 def load_question(services: Services, question_id: str) -> Question:
@@ -75,17 +41,6 @@ def load_question(services: Services, question_id: str) -> Question:
 
 def question_url(request: Request, question_id: str) -> str:
     return str(request.url_for("get_question_record", question_id=question_id))
-
-
-def _accepted(request: Request, services: Services, question: Question) -> JSONResponse:
-    url = question_url(request, question.id)
-    links = Links(self=url, events=f"{url}/events")
-    body = AcceptedResponse(question_id=question.id, status=question.status, links=links)
-    return JSONResponse(
-        status_code=202,
-        content=body.model_dump(mode="json"),
-        headers={"Location": url, "Retry-After": str(services.settings.retry_after_seconds)},
-    )
 
 
 def _failed(question: Question) -> JSONResponse:
@@ -115,75 +70,129 @@ async def ask(
     body: AskRequest,
     request: Request,
     services: ServicesDep,
+    principal: PrincipalDep,
+    customer: CustomerDep,
     wait: WaitQuery = None,
-    prefer: Annotated[str | None, Header()] = None,
-    idempotency_key: Annotated[
-        str | None,
-        Header(
-            min_length=1,
-            max_length=128,
-            pattern=r"^[\x21-\x7e]+$",
-            description="Retrying with the same key returns the same question, never a second.",
-        ),
-    ] = None,
+    prefer: PreferHeader = None,
+    idempotency_key: IdempotencyKeyHeader = None,
 ) -> AnswerResponse | JSONResponse:
-    """Ask a question; wait for the answer (200) or come back for it (202 + `Location`)."""
+    """Ask a question; wait for the answer (200) or come back for it (202 + `Location`). The
+    question opens a conversation: its id and token come with the answer, to follow up in it."""
     settings = services.settings
-    wait_seconds, applied = parse_prefer(
-        prefer, default=settings.ask_wait_seconds, maximum=settings.max_wait_seconds
+    wait_seconds, applied = requested_wait(settings, prefer, wait)
+    await services.limiter.check(
+        principal.identity, scope="messages", limit=settings.message_rate_limit_per_minute
     )
-    if wait is not None:
-        wait_seconds = min(wait, settings.max_wait_seconds)
-    key = f"{client_identity(request.scope, bearer_token(request.scope))}:{idempotency_key}"
     submitted = await run_in_threadpool(
-        lambda: submit_question(
+        lambda: submit_message(
             sessions=services.sessions,
             producer=services.producer,
             text=body.question,
+            customer_id=customer,
             context_method=body.context_method,
-            idempotency_key=key if idempotency_key else None,
+            idempotency_key=f"{principal.identity}:{idempotency_key}" if idempotency_key else None,
             max_queue_depth=settings.max_queue_depth,
             retry_after=settings.retry_after_seconds * 5,
             request_id=request_id_var.get(),
         )
     )
-    question_id, enqueued = submitted.question_id, submitted.queued
+    publish_customer_message(services, submitted)
+    question_id = submitted.question_id or ""
     question = await services.waiter.wait_for(
         question_id,
-        timeout=wait_seconds if enqueued else 0,
+        timeout=wait_seconds if submitted.queued else 0,
         load=lambda: run_in_threadpool(load_question, services, question_id),
     )
     # An asynchronous ask is answered 202 at once, even when a worker was quicker.
-    respond_async = wait_seconds <= 0 or not enqueued
+    respond_async = wait_seconds <= 0 or not submitted.queued
     if question.status is QuestionStatus.FAILED and not respond_async:
         return _failed(question)
     if question.status is not QuestionStatus.COMPLETED or respond_async:
-        reply = _accepted(request, services, question)
+        # Operators follow the question; a widget's key follows its conversation's message.
+        url = (
+            question_url(request, question.id)
+            if principal.is_operator
+            else message_url(request, submitted.conversation_id, submitted.message_id)
+        )
+        accepted = AcceptedResponse(
+            question_id=question.id,
+            status=question.status,
+            links=Links(self=url, events=f"{url}/events"),
+            conversation_id=submitted.conversation_id,
+            conversation_token=submitted.token,
+        )
+        reply = JSONResponse(
+            status_code=202,
+            content=accepted.model_dump(mode="json"),
+            headers={"Location": url, "Retry-After": str(settings.retry_after_seconds)},
+        )
         if applied:
             reply.headers["Preference-Applied"] = ", ".join(applied)
         return reply
-    return AnswerResponse.from_question(question)
+    return AnswerResponse.from_question(question, conversation_token=submitted.token)
 
 
-@router.get(
+@operators.get(
     "/questions/{question_id}",
     response_model=QuestionRecord,
     name="get_question_record",
-    responses={404: {"model": ErrorResponse}},
+    responses={403: {"model": ErrorResponse}, 404: {"model": ErrorResponse}},
 )
 async def get_question_record(
-    question_id: str, request: Request, services: ServicesDep, wait: WaitQuery = None
+    question_id: str,
+    request: Request,
+    services: ServicesDep,
+    principal: PrincipalDep,
+    wait: WaitQuery = None,
 ) -> QuestionRecord:
     """A question in any status; `?wait=N` holds the request until it is answered or N s pass."""
-    question = await services.waiter.wait_for(
-        question_id,
-        timeout=min(wait or 0, services.settings.max_wait_seconds),
-        load=lambda: run_in_threadpool(load_question, services, question_id),
-    )
+    async with services.streams.hold(principal.identity):
+        question = await services.waiter.wait_for(
+            question_id,
+            timeout=min(wait or 0, services.settings.max_wait_seconds),
+            load=lambda: run_in_threadpool(load_question, services, question_id),
+        )
     return QuestionRecord.from_question(question, url=question_url(request, question_id))
 
 
-@router.get("/history", response_model=HistoryResponse, responses={422: {"model": ErrorResponse}})
+@operators.get(
+    "/questions/{question_id}/events",
+    response_class=StreamingResponse,
+    responses={
+        200: {"content": {"text/event-stream": {}}, "description": "An SSE stream."},
+        403: {"model": ErrorResponse},
+        404: {"model": ErrorResponse},
+    },
+)
+async def stream_question(
+    question_id: str, request: Request, services: ServicesDep, principal: PrincipalDep
+) -> StreamingResponse:
+    """Server-Sent Events: `status`, `token` (answer text as it is generated), `reset` (discard
+    the text so far), then `completed` or `failed` with the whole record."""
+    question = await run_in_threadpool(load_question, services, question_id)
+    await services.streams.acquire(principal.identity)
+
+    async def events() -> AsyncIterator[str]:
+        try:
+            async for event in question_events(
+                services, question, url=question_url(request, question_id)
+            ):
+                yield event
+        finally:
+            await services.streams.release(principal.identity)
+
+    return StreamingResponse(
+        events(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+@operators.get(
+    "/history",
+    response_model=HistoryResponse,
+    responses={403: {"model": ErrorResponse}, 422: {"model": ErrorResponse}},
+)
 def history(
     services: ServicesDep,
     n: Annotated[int, Query(ge=1, le=100, description="How many answers to list.")] = 10,

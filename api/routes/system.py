@@ -4,12 +4,12 @@ import asyncio
 import logging
 from dataclasses import dataclass
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from api.deps import Services, ServicesDep
+from api.deps import Services, ServicesDep, require_operator
 from shared import __version__
 from shared.core.config import ProviderName
 from shared.core.db import ping
@@ -19,6 +19,7 @@ from shared.system.workers import read_pool_reports, summarize_pools
 
 logger = logging.getLogger(__name__)
 router = APIRouter(tags=["system"])
+operators = APIRouter(tags=["system"], dependencies=[Depends(require_operator)])
 
 SERVICE_NAME = "AI Customer Support Assistant"
 
@@ -29,7 +30,7 @@ def root() -> ServiceInfo:
     return ServiceInfo(name=SERVICE_NAME, version=__version__, status="running")
 
 
-@router.get(
+@operators.get(
     "/metrics",
     response_class=Response,
     responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text."}},
@@ -109,7 +110,7 @@ def _check_knowledge(services: Services) -> CheckResult:
     return CheckResult(ok=True, detail=f"version {base.version}, {len(base.entries)} entries")
 
 
-@router.get("/ready", response_model=Readiness, responses={503: {"model": Readiness}})
+@operators.get("/ready", response_model=Readiness, responses={503: {"model": Readiness}})
 async def ready(services: ServicesDep) -> JSONResponse:
     """Whether the service can answer: database, broker, workers and model backend."""
     broker = await _check_broker(services)

@@ -4,18 +4,20 @@ in it is verified — otherwise the statements themselves."""
 
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from shared.answering.context import StandaloneQuestion, standalone_question
+from shared.answering.handoff import HandoffReason, asks_for_a_person
 from shared.answering.selection import Selection, select_units
 from shared.answering.verification import GatedStream, Verifier, places, strip_citations
 from shared.core.config import Settings
 from shared.knowledge import KnowledgeBase, RetrievalMethod, SearchHit
 from shared.knowledge.calibration import Calibration, effective_calibration
 from shared.knowledge.embeddings import Vector
-from shared.llm import LLMProvider, Passage, TokenSink
+from shared.llm import LLMProvider, Passage, TokenSink, Turn
 from shared.llm.prompt import instruction_texts
 
 
@@ -46,6 +48,8 @@ class Answer:
     provider: str
     model: str
     knowledge_version: str
+    standalone_question: str | None = None  # what was retrieved with, for a follow-up
+    handoff_reason: HandoffReason | None = None
     fallback_reason: str | None = None  # a code: why the model's wording was not sent
     rejected_draft: str | None = None  # internal: what the model wrote, never shown
     timings: dict[str, float | None] = field(default_factory=dict)
@@ -93,10 +97,72 @@ def abroad_first(
         if cosines is None:
             return 0.0
         rows = knowledge.unit_rows(hit.index)
-        return max(float(cosines[row]) for row, unit in zip(rows, hit.entry.units, strict=True)
-                   if ABROAD.search(unit))  # fmt: skip
+        return max(
+            float(cosines[row])
+            for row, unit in zip(rows, hit.entry.units, strict=True)
+            if ABROAD.search(unit)
+        )
 
     return sorted(hits, key=abroad, reverse=True)
+
+
+ABROAD_MARGIN = 0.1  # how far below the best hit an entry that speaks of abroad may be
+
+
+def speaks_of_abroad_first(
+    hits: list[SearchHit], knowledge: KnowledgeBase, query_vector: Vector | None
+) -> list[SearchHit]:
+    """For a question that says "international", "abroad", "overseas": the hits close to the
+    best ranked by what they say of other countries ("How long does international shipping
+    take?" is the international entry's question, not the delivery-times one's); the rest after."""
+    if not hits:
+        return hits
+    close = [hit for hit in hits if hit.score >= hits[0].score - ABROAD_MARGIN]
+    return abroad_first(close, knowledge, query_vector) + hits[len(close) :]
+
+
+@dataclass(frozen=True)
+class Retrieval:
+    """What a customer message was searched with, and what was found."""
+
+    standalone: StandaloneQuestion
+    query: str
+    query_vector: Vector | None
+    hits: list[SearchHit]
+    foreign: bool  # the message names a country the base never names
+
+
+def retrieve(
+    *,
+    message: str,
+    history: Sequence[Turn],
+    knowledge: KnowledgeBase,
+    method: ContextMethod,
+    k: int,
+    provider: LLMProvider | None = None,
+) -> Retrieval:
+    """Search the base for a customer message, understood against the turns before it."""
+    standalone = standalone_question(
+        message=message, history=history, knowledge=knowledge, provider=provider
+    )
+    foreign = bool(foreign_places(standalone.text, knowledge))
+    query = standalone.text
+    query_vector = None if method is ContextMethod.KEYWORD else standalone.vector
+    if foreign and query_vector is not None:
+        query = f"{query} (international, another country)"
+        query_vector = knowledge.embed_query(query)
+    keyword_only = method is ContextMethod.KEYWORD
+    hits = knowledge.search(
+        query,
+        k=k,
+        method=RetrievalMethod.KEYWORD if keyword_only else RetrievalMethod.HYBRID,
+        query_vector=query_vector,
+    )
+    if foreign:
+        hits = abroad_first(hits, knowledge, query_vector)
+    elif ABROAD.search(standalone.text if standalone.rewritten else message):
+        hits = speaks_of_abroad_first(hits, knowledge, query_vector)
+    return Retrieval(standalone, query, query_vector, hits, foreign)
 
 
 def answer_question(
@@ -106,25 +172,43 @@ def answer_question(
     knowledge: KnowledgeBase,
     provider: LLMProvider,
     settings: Settings,
+    history: Sequence[Turn] = (),
     on_token: TokenSink | None = None,
     on_reset: Callable[[], None] | None = None,
 ) -> Answer:
     """Answer from the knowledge base, hand off when it does not know, never send a claim that
-    the entry's statements do not verify."""
+    the entry's statements do not verify. `history` is the conversation before `question`."""
     started = time.perf_counter()
+    if asks_for_a_person(question, knowledge.index.embedder):
+        if on_token is not None:
+            on_token(settings.person_requested_message)
+        return Answer(
+            text=settings.person_requested_message,
+            action=AnswerAction.HANDOFF,
+            origin=AnswerOrigin.HANDOFF,
+            confidence=0.0,
+            sources=[],
+            provider=provider.name,
+            model=provider.model,
+            knowledge_version=knowledge.version,
+            handoff_reason=HandoffReason.CUSTOMER_REQUEST,
+            timings={"retrieval_ms": (time.perf_counter() - started) * 1000},
+        )
     method = ContextMethod(context_method)
-    foreign = foreign_places(question, knowledge)
-    query = f"{question} (international, another country)" if foreign else question
-    query_vector = None if method is ContextMethod.KEYWORD else knowledge.embed_query(query)
-    keyword_only = method is ContextMethod.KEYWORD
-    hits = knowledge.search(
-        query,
+    found = retrieve(
+        message=question,
+        history=history,
+        knowledge=knowledge,
+        method=method,
         k=settings.retrieval_top_k,
-        method=RetrievalMethod.KEYWORD if keyword_only else RetrievalMethod.HYBRID,
-        query_vector=query_vector,
+        provider=provider,
     )
-    if foreign:
-        hits = abroad_first(hits, knowledge, query_vector)
+    standalone, query, query_vector, hits = (
+        found.standalone,
+        found.query,
+        found.query_vector,
+        found.hits,
+    )
     confidence = confidence_of(hits, effective_calibration(knowledge, settings))
     timings: dict[str, float | None] = {"retrieval_ms": (time.perf_counter() - started) * 1000}
 
@@ -139,6 +223,7 @@ def answer_question(
             sources=source_list(hits),
             provider=provider.name,
             knowledge_version=knowledge.version,
+            standalone_question=standalone.text if history else None,
             timings=timings,
             **extra,
         )
@@ -146,7 +231,12 @@ def answer_question(
     if not hits or confidence < settings.handoff_threshold:
         if on_token is not None:
             on_token(settings.handoff_message)
-        return make(settings.handoff_message, AnswerOrigin.HANDOFF, provider.model)
+        return make(
+            settings.handoff_message,
+            AnswerOrigin.HANDOFF,
+            provider.model,
+            handoff_reason=HandoffReason.LOW_CONFIDENCE,
+        )
 
     selection = select_units(
         knowledge=knowledge, hit=hits[0], question=query, query_vector=query_vector
@@ -182,7 +272,9 @@ def answer_question(
 
     gate = GatedStream(verifier, on_token)
     passage = Passage(id=hits[0].entry.id, title=hits[0].entry.question, text=statements)
-    generation = provider.generate(question=question, passages=[passage], on_token=gate.feed)
+    generation = provider.generate(
+        question=question, passages=[passage], history=history, on_token=gate.feed
+    )
     draft = gate.finish()
     verdict = gate.verdict if not gate.verdict.ok else verifier.check(draft)
     timings.update(first_token_ms=generation.first_token_ms, generation_ms=generation.generation_ms)

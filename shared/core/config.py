@@ -2,6 +2,7 @@
 
 from enum import StrEnum
 from functools import lru_cache
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 
 from pydantic import Field, field_validator
@@ -44,11 +45,26 @@ class Settings(BaseSettings):
     sse_keepalive_seconds: float = Field(default=15.0, gt=0)
     max_body_bytes: int = Field(default=16_384, ge=1024)
     max_queue_depth: int = Field(default=1000, ge=0)  # 0: unlimited
-    api_keys: str = ""  # comma-separated; empty: no authentication
+    # Operators' keys (everything), comma-separated; empty with no PUBLIC_KEYS: no authentication
+    # (the API then listens on loopback only).
+    api_keys: str = ""
+    # Keys for a chat widget in a web page: they create conversations, talk in and read only the
+    # conversations whose token they present, and ask.
+    public_keys: str = ""
+    # Signs the identity tokens a company's backend gives its logged-in customers (JWT, HS256,
+    # `sub` = the customer's id, `exp`); empty: no identity tokens.
+    identity_secret: str = ""
+    # Proxies whose X-Forwarded-For is believed (comma-separated CIDRs).
+    trusted_proxies: str = ""
     # Without API_KEYS the API only listens on loopback; this allows it anyway (say, in a container
     # whose port is published on the host's loopback only).
     allow_unauthenticated: bool = False
-    rate_limit_per_minute: int = Field(default=120, ge=0)  # per key, or per IP; 0: unlimited
+    rate_limit_per_minute: int = Field(default=120, ge=0)  # per key and address; 0: unlimited
+    message_rate_limit_per_minute: int = Field(default=20, ge=0)  # posting messages, per client
+    max_streams_per_client: int = Field(default=4, ge=1)  # open event streams and long polls
+    max_streams_total: int = Field(default=500, ge=1)  # ... in one API process
+    # Conversations with no activity for this many days are erased (0: kept for ever).
+    retention_days: float = Field(default=0, ge=0)
     cors_origins: str = ""  # comma-separated origins allowed to call the API from a browser
 
     # Worker
@@ -88,6 +104,9 @@ class Settings(BaseSettings):
     handoff_message: str = (
         "I don't have that information, so I'm passing you to a human agent "
         "who will get back to you as soon as possible."
+    )
+    person_requested_message: str = (
+        "Of course. I'm passing you to a person from our support team, who will reply here."
     )
 
     # Model backends
@@ -134,6 +153,13 @@ class Settings(BaseSettings):
             return Path(value).expanduser() if value.strip() else None
         return value
 
+    @field_validator("identity_secret")
+    @classmethod
+    def _long_enough(cls, value: str) -> str:
+        if value and len(value.encode()) < 32:
+            raise ValueError("IDENTITY_SECRET must be at least 32 bytes (HS256 keys, RFC 7518 3.2)")
+        return value
+
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
@@ -141,6 +167,15 @@ class Settings(BaseSettings):
     @property
     def api_key_list(self) -> list[str]:
         return [key.strip() for key in self.api_keys.split(",") if key.strip()]
+
+    @property
+    def public_key_list(self) -> list[str]:
+        return [key.strip() for key in self.public_keys.split(",") if key.strip()]
+
+    @property
+    def trusted_proxy_networks(self) -> list[IPv4Network | IPv6Network]:
+        cidrs = [cidr.strip() for cidr in self.trusted_proxies.split(",") if cidr.strip()]
+        return [ip_network(cidr, strict=False) for cidr in cidrs]
 
     @property
     def cors_origin_list(self) -> list[str]:

@@ -26,6 +26,26 @@ class QuestionNotFound(AppError):
         super().__init__(f"no question with id {question_id!r}")
 
 
+class ConversationNotFound(AppError):
+    """Unknown — or not the caller's: another customer's conversation is not revealed."""
+
+    status_code = 404
+    code = "conversation_not_found"
+
+    def __init__(self, conversation_id: str) -> None:
+        super().__init__(f"no conversation with id {conversation_id!r}")
+
+
+class Forbidden(AppError):
+    status_code = 403
+    code = "forbidden"
+
+
+class Unauthorized(AppError):
+    status_code = 401
+    code = "unauthorized"
+
+
 class BrokerUnavailable(AppError):
     status_code = 503
     code = "broker_unavailable"

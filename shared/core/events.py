@@ -1,14 +1,27 @@
-"""Question events over Redis.
+"""The event protocol between the workers, the API and the customer's browser, over Redis.
 
-Two paths: a pub/sub channel on which workers announce status changes (waiting API requests wake
-up), and a short-lived Redis stream per question holding its events in order — status changes,
-the answer's text as it is generated, the end — so a client that connects late to the SSE endpoint
-first receives everything so far.
+Two paths:
+
+- a pub/sub channel on which status changes of questions are announced, so that API requests
+  waiting for an answer wake up (`QuestionEvent`);
+- one Redis stream per conversation holding its events in order, so that a client that connects
+  late first receives what it missed. Every event has a `type` and a JSON `data`:
+
+  | type      | data                                   | written by                          |
+  |-----------|----------------------------------------|-------------------------------------|
+  | `message` | a stored message (id, role, text, …)   | API (customer, agent), worker       |
+  | `turn`    | {question_id, status}                  | worker (running, completed, failed) |
+  | `token`   | {question_id, text}                    | worker, while the answer is written |
+  | `reset`   | {question_id}                          | worker: discard that turn's text    |
+  | `status`  | {status, reason?}                      | API, worker: the conversation's     |
+
+The stream expires `EVENT_LOG_TTL_SECONDS` after its last event; the database stays the truth.
 """
 
 import json
 import logging
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 import redis
@@ -16,8 +29,16 @@ import redis
 logger = logging.getLogger(__name__)
 
 QUESTION_EVENTS_CHANNEL = "support-assistant:question-events"
-EVENT_LOG_TTL_SECONDS = 3600
+EVENT_LOG_TTL_SECONDS = 24 * 3600
 EVENT_LOG_MAX_LENGTH = 5000
+
+
+class EventType(StrEnum):
+    MESSAGE = "message"
+    TURN = "turn"
+    TOKEN = "token"
+    RESET = "reset"
+    STATUS = "status"
 
 
 @dataclass(frozen=True)
@@ -39,40 +60,57 @@ def publish_question_event(client: redis.Redis, event: QuestionEvent) -> None:
     client.publish(QUESTION_EVENTS_CHANNEL, event.encode())
 
 
-def event_log_key(question_id: str) -> str:
-    return f"support-assistant:question:{question_id}:events"
+def conversation_stream_key(conversation_id: str) -> str:
+    return f"support-assistant:conversation:{conversation_id}:events"
 
 
-class QuestionEventLog:
-    """Appends a question's events to its stream; a Redis hiccup never fails the answer."""
+def decode_event(fields: dict[bytes, bytes]) -> tuple[EventType, dict[str, Any]]:
+    """One stream entry as (type, data)."""
+    return EventType(fields[b"type"].decode()), json.loads(fields[b"data"])
 
-    def __init__(self, client: redis.Redis, question_id: str) -> None:
+
+class ConversationEvents:
+    """Appends a conversation's events to its stream; a Redis hiccup never fails the caller (the
+    database record stays the truth, and the stream falls back to it)."""
+
+    def __init__(self, client: redis.Redis, conversation_id: str) -> None:
         self.client = client
-        self.key = event_log_key(question_id)
+        self.key = conversation_stream_key(conversation_id)
         self._broken = False
 
-    def append(self, kind: str, data: dict[str, Any]) -> None:
+    def append(self, kind: EventType, data: dict[str, Any]) -> None:
         if self._broken:
             return
         try:
             pipe = self.client.pipeline(transaction=False)
             pipe.xadd(
                 self.key,
-                {"type": kind, "data": json.dumps(data)},
+                {"type": kind.value, "data": json.dumps(data)},
                 maxlen=EVENT_LOG_MAX_LENGTH,
                 approximate=True,
             )
             pipe.expire(self.key, EVENT_LOG_TTL_SECONDS)
             pipe.execute()
         except redis.RedisError:
-            self._broken = True  # the database record stays the truth; SSE falls back to it
+            self._broken = True
             logger.warning("cannot write events of %s; streaming stops", self.key, exc_info=True)
 
-    def token(self, text: str) -> None:
-        self.append("token", {"text": text})
+    def message(self, message: dict[str, Any]) -> None:
+        self.append(EventType.MESSAGE, message)
 
-    def reset(self) -> None:
-        self.append("reset", {})
+    def turn(self, question_id: str, status: str) -> None:
+        self.append(EventType.TURN, {"question_id": question_id, "status": status})
 
-    def status(self, status: str) -> None:
-        self.append("status", {"status": status})
+    def token(self, question_id: str, text: str) -> None:
+        self.append(EventType.TOKEN, {"question_id": question_id, "text": text})
+
+    def reset(self, question_id: str) -> None:
+        self.append(EventType.RESET, {"question_id": question_id})
+
+    def status(self, status: str, *, reason: str | None = None) -> None:
+        self.append(EventType.STATUS, {"status": status, **({"reason": reason} if reason else {})})
+
+
+def forget_conversation(client: redis.Redis, conversation_id: str) -> None:
+    """Delete everything Redis keeps of a conversation."""
+    client.delete(conversation_stream_key(conversation_id))

@@ -11,6 +11,8 @@ from shared.core.errors import BrokerUnavailable
 
 ANSWER_QUESTION_TASK = "questions.answer"
 RECONCILE_TASK = "questions.reconcile"
+PURGE_TASK = "conversations.purge"
+PURGE_INTERVAL_SECONDS = 3600
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
@@ -46,7 +48,12 @@ def celery_config(settings: Settings) -> dict[str, Any]:
                 "task": RECONCILE_TASK,
                 "schedule": settings.reconcile_interval,
                 "options": {"expires": settings.reconcile_interval},
-            }
+            },
+            "purge-old-conversations": {
+                "task": PURGE_TASK,
+                "schedule": PURGE_INTERVAL_SECONDS,
+                "options": {"expires": PURGE_INTERVAL_SECONDS},
+            },
         },
     }
 

@@ -1,6 +1,7 @@
 """Model backends behind one interface, chosen by `LLM_PROVIDER`."""
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import httpx
@@ -15,6 +16,7 @@ from shared.llm.base import (
     Passage,
     StopGeneration,
     TokenSink,
+    Turn,
 )
 from shared.llm.embedded import (
     EmbeddedProvider,
@@ -37,6 +39,7 @@ __all__ = [
     "ProviderChoice",
     "StopGeneration",
     "TokenSink",
+    "Turn",
     "choose_provider",
     "create_http_client",
     "create_provider",
@@ -142,6 +145,7 @@ class UnavailableProvider:
     """Stands in for a configured model that cannot run here: every answer fails, saying why."""
 
     generative = True
+    rewrites = False
 
     def __init__(self, choice: ProviderChoice) -> None:
         self.name = choice.name.value
@@ -149,8 +153,16 @@ class UnavailableProvider:
         self.reason = choice.detail
 
     def generate(
-        self, *, question: str, passages: list[Passage], on_token: TokenSink | None = None
+        self,
+        *,
+        question: str,
+        passages: list[Passage],
+        history: Sequence[Turn] = (),
+        on_token: TokenSink | None = None,
     ) -> Generation:
+        raise ModelCannotRun(f"the {self.name} model cannot run on this worker: {self.reason}")
+
+    def rewrite(self, *, history: Sequence[Turn], message: str) -> str:
         raise ModelCannotRun(f"the {self.name} model cannot run on this worker: {self.reason}")
 
     def status(self) -> BackendStatus:

@@ -2,7 +2,7 @@
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -21,6 +21,14 @@ class Passage:
 
     id: str  # the entry's id, which the model cites
     title: str  # the entry's question
+    text: str
+
+
+@dataclass(frozen=True)
+class Turn:
+    """An earlier message of the conversation, as a model sees it."""
+
+    role: str  # "customer", "assistant" or "agent"
     text: str
 
 
@@ -52,12 +60,22 @@ class ModelBackend(Protocol):
 
 class LLMProvider(ModelBackend, Protocol):
     generative: bool  # False for providers that quote entries instead of generating text
+    rewrites: bool  # whether `rewrite` can make a follow-up standalone
 
     def generate(
-        self, *, question: str, passages: list[Passage], on_token: TokenSink | None = None
+        self,
+        *,
+        question: str,
+        passages: list[Passage],
+        history: Sequence[Turn] = (),
+        on_token: TokenSink | None = None,
     ) -> Generation:
-        """Answer from `passages`, passing text to `on_token` as it is generated; raise an
-        `LLMError` on failure."""
+        """Answer from `passages` (the conversation so far in `history`), passing text to
+        `on_token` as it is generated; raise an `LLMError` on failure."""
+        ...
+
+    def rewrite(self, *, history: Sequence[Turn], message: str) -> str:
+        """`message` as a question that stands on its own, given `history`."""
         ...
 
 

@@ -4,7 +4,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -17,6 +17,7 @@ from shared.llm.base import (
     StopGeneration,
     StreamCollector,
     TokenSink,
+    Turn,
 )
 from shared.llm.prompt import COMPLETION_STOPS, build_completion_prompt
 
@@ -93,6 +94,7 @@ class EmbeddedProvider:
 
     name = "embedded"
     generative = True
+    rewrites = False  # a 270M model rewrites badly: follow-ups are made standalone without it
 
     def __init__(
         self,
@@ -127,9 +129,14 @@ class EmbeddedProvider:
         )  # fmt: skip
 
     def generate(
-        self, *, question: str, passages: list[Passage], on_token: TokenSink | None = None
+        self,
+        *,
+        question: str,
+        passages: list[Passage],
+        history: Sequence[Turn] = (),
+        on_token: TokenSink | None = None,
     ) -> Generation:
-        prompt = build_completion_prompt(question=question, passages=passages)
+        prompt = build_completion_prompt(question=question, passages=passages, history=history)
         return self.complete(prompt, on_token=on_token)
 
     def complete(
@@ -155,6 +162,9 @@ class EmbeddedProvider:
             except (RuntimeError, ValueError) as exc:
                 raise LLMError(f"llama.cpp failed: {exc}") from exc
         return collector.result(model=self.model, tokens=completion_tokens)
+
+    def rewrite(self, *, history: Sequence[Turn], message: str) -> str:
+        raise NotImplementedError("the embedded model does not rewrite follow-ups")
 
     def status(self) -> BackendStatus:
         return BackendStatus(ok=True, detail=f"{self.model} loaded in this process")

@@ -1,5 +1,7 @@
 """Ollama's native HTTP API (`/api/chat` streaming NDJSON, `/api/tags`), errors mapped to ours."""
 
+from collections.abc import Sequence
+
 import httpx
 
 from shared.core.errors import LLMError, LLMModelNotFound, LLMTimeout, LLMUnavailable
@@ -10,14 +12,16 @@ from shared.llm.base import (
     StopGeneration,
     StreamCollector,
     TokenSink,
+    Turn,
     parse_json,
 )
-from shared.llm.prompt import build_messages
+from shared.llm.prompt import build_messages, build_rewrite_messages
 
 
 class OllamaProvider:
     name = "ollama"
     generative = True
+    rewrites = True
 
     def __init__(
         self,
@@ -37,11 +41,25 @@ class OllamaProvider:
         self.keep_alive = keep_alive
 
     def generate(
-        self, *, question: str, passages: list[Passage], on_token: TokenSink | None = None
+        self,
+        *,
+        question: str,
+        passages: list[Passage],
+        history: Sequence[Turn] = (),
+        on_token: TokenSink | None = None,
+    ) -> Generation:
+        messages = build_messages(question=question, passages=passages, history=history)
+        return self._chat(messages, on_token=on_token)
+
+    def rewrite(self, *, history: Sequence[Turn], message: str) -> str:
+        return self._chat(build_rewrite_messages(history=history, message=message)).text
+
+    def _chat(
+        self, messages: list[dict[str, str]], *, on_token: TokenSink | None = None
     ) -> Generation:
         payload = {
             "model": self.model,
-            "messages": build_messages(question=question, passages=passages),
+            "messages": messages,
             "stream": True,
             "keep_alive": self.keep_alive,
             "options": self.options,

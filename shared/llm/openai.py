@@ -1,5 +1,7 @@
 """Any OpenAI-compatible chat endpoint: vLLM, llama.cpp's server, LM Studio, Ollama's `/v1`."""
 
+from collections.abc import Sequence
+
 import httpx
 
 from shared.core.errors import LLMError, LLMModelNotFound, LLMTimeout, LLMUnavailable
@@ -10,14 +12,16 @@ from shared.llm.base import (
     StopGeneration,
     StreamCollector,
     TokenSink,
+    Turn,
     parse_json,
 )
-from shared.llm.prompt import build_messages
+from shared.llm.prompt import build_messages, build_rewrite_messages
 
 
 class OpenAIProvider:
     name = "openai"
     generative = True
+    rewrites = True
 
     def __init__(
         self,
@@ -37,11 +41,25 @@ class OpenAIProvider:
         self.max_tokens = max_tokens
 
     def generate(
-        self, *, question: str, passages: list[Passage], on_token: TokenSink | None = None
+        self,
+        *,
+        question: str,
+        passages: list[Passage],
+        history: Sequence[Turn] = (),
+        on_token: TokenSink | None = None,
+    ) -> Generation:
+        messages = build_messages(question=question, passages=passages, history=history)
+        return self._chat(messages, on_token=on_token)
+
+    def rewrite(self, *, history: Sequence[Turn], message: str) -> str:
+        return self._chat(build_rewrite_messages(history=history, message=message)).text
+
+    def _chat(
+        self, messages: list[dict[str, str]], *, on_token: TokenSink | None = None
     ) -> Generation:
         payload = {
             "model": self.model,
-            "messages": build_messages(question=question, passages=passages),
+            "messages": messages,
             "stream": True,
             "temperature": self.temperature,
             "max_tokens": self.max_tokens,

@@ -1,6 +1,8 @@
 """Grounded prompts: the retrieved entries are the only facts a model may use."""
 
-from shared.llm.base import Passage
+from collections.abc import Sequence
+
+from shared.llm.base import Passage, Turn
 
 SYSTEM_PROMPT = (
     "You are a customer support assistant. Answer the customer's question using only the "
@@ -36,22 +38,65 @@ def format_passages(passages: list[Passage]) -> str:
     return "\n\n".join(f"[{p.id}]\nQ: {p.title}\nA: {p.text}" for p in passages)
 
 
-def build_messages(*, question: str, passages: list[Passage]) -> list[dict[str, str]]:
-    """Chat messages: rules and passages as the system turn, the question as the user turn."""
+HISTORY_CHARS = 2000  # of earlier turns a model sees, newest first
+
+
+def recent(history: Sequence[Turn], *, max_chars: int = HISTORY_CHARS) -> list[Turn]:
+    """The latest turns that fit in `max_chars`, in order."""
+    kept: list[Turn] = []
+    used = 0
+    for turn in reversed(history):
+        used += len(turn.text)
+        if used > max_chars:
+            break
+        kept.append(turn)
+    return kept[::-1]
+
+
+def _chat_role(turn: Turn) -> str:
+    return "user" if turn.role == "customer" else "assistant"
+
+
+def build_messages(
+    *, question: str, passages: list[Passage], history: Sequence[Turn] = ()
+) -> list[dict[str, str]]:
+    """Chat messages: rules and passages as the system turn, the conversation so far, and the
+    customer's message as the last user turn."""
     system = f"{SYSTEM_PROMPT}\n\nKnowledge base entries:\n\n{format_passages(passages)}"
+    earlier = [{"role": _chat_role(t), "content": t.text} for t in recent(history)]
+    return [{"role": "system", "content": system}, *earlier, {"role": "user", "content": question}]
+
+
+REWRITE_PROMPT = (
+    "Rewrite the customer's last message as one question that can be understood without the "
+    "conversation before it, keeping its meaning and adding only what the conversation says. "
+    "Reply with the question only."
+)
+
+
+def build_rewrite_messages(*, history: Sequence[Turn], message: str) -> list[dict[str, str]]:
+    """Chat messages asking a model to make a follow-up standalone."""
+    transcript = "\n".join(f"{t.role}: {t.text}" for t in recent(history, max_chars=1200))
     return [
-        {"role": "system", "content": system},
-        {"role": "user", "content": question},
+        {"role": "system", "content": REWRITE_PROMPT},
+        {"role": "user", "content": f"Conversation:\n{transcript}\n\nLast message: {message}"},
     ]
 
 
-def build_completion_prompt(*, question: str, passages: list[Passage]) -> str:
-    """A few-shot completion prompt for small base models; the model writes the agent's line."""
+def build_completion_prompt(
+    *, question: str, passages: list[Passage], history: Sequence[Turn] = ()
+) -> str:
+    """A few-shot completion prompt for small base models; the model writes the agent's line
+    (after the previous exchange of the conversation, if any)."""
     article = " ".join(" ".join(p.text.replace("\n- ", " ").split()) for p in passages)
+    earlier = "".join(
+        f"{'Customer' if t.role == 'customer' else 'Agent'}: {' '.join(t.text.split())}\n"
+        for t in recent(history, max_chars=600)[-2:]
+    )
     customer = " ".join(question.split())
-    return f"{FEW_SHOT_EXAMPLES}Article: {article}\nCustomer: {customer}\nAgent:"
+    return f"{FEW_SHOT_EXAMPLES}Article: {article}\n{earlier}Customer: {customer}\nAgent:"
 
 
 def instruction_texts() -> list[str]:
     """Everything we wrote into prompts: an answer must never repeat it."""
-    return [SYSTEM_PROMPT, FEW_SHOT_EXAMPLES]
+    return [SYSTEM_PROMPT, FEW_SHOT_EXAMPLES, REWRITE_PROMPT]

@@ -5,7 +5,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Enum, Float, Index, Integer, String, Text
+from sqlalchemy import JSON, Enum, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.core.db import Base, UTCDateTime, utcnow
@@ -69,3 +69,10 @@ class Question(Base):
     lease_owner: Mapped[str | None] = mapped_column(String(200))
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    # The conversation the question was asked in, the customer message that asked it, and what
+    # was retrieved with: the message made standalone against the turns before it.
+    conversation_id: Mapped[str | None] = mapped_column(
+        String(36), ForeignKey("conversations.id", ondelete="CASCADE"), index=True
+    )
+    message_id: Mapped[str | None] = mapped_column(String(36))
+    standalone_question: Mapped[str | None] = mapped_column(Text)

@@ -22,27 +22,33 @@ class AskRequest(BaseModel):
     context_method: Literal["hybrid", "keyword", "all"] = Field(
         default="hybrid",
         description=(
-            "`hybrid` (default): BM25 and dense retrieval fused; `keyword`: BM25 only; "
-            "`all`: the whole knowledge base when it fits the model's context."
+            "`hybrid` (default): BM25 and dense retrieval fused, the best entry's statements that "
+            "answer the question; `keyword`: BM25 only; `all`: all of the best entry's statements."
         ),
     )
 
     @field_validator("question")
     @classmethod
     def _check_question(cls, value: str) -> str:
-        value = value.strip()
-        if not MIN_QUESTION_LENGTH <= len(value) <= MAX_QUESTION_LENGTH:
-            raise ValueError(
-                f"question must be {MIN_QUESTION_LENGTH} to {MAX_QUESTION_LENGTH} characters long"
-            )
-        if not any(char.isalnum() for char in value):
-            raise ValueError("question must contain at least one letter or digit")
-        if any(
-            unicodedata.category(char) == "Cc" and char not in _ALLOWED_CONTROL_CHARACTERS
-            for char in value
-        ):
-            raise ValueError("question must not contain control characters")
-        return value
+        return checked_text(value, "question")
+
+
+def checked_text(value: str, name: str) -> str:
+    """A customer's text, stripped: 3 to 2000 characters, a letter or digit, no control
+    characters."""
+    value = value.strip()
+    if not MIN_QUESTION_LENGTH <= len(value) <= MAX_QUESTION_LENGTH:
+        raise ValueError(
+            f"{name} must be {MIN_QUESTION_LENGTH} to {MAX_QUESTION_LENGTH} characters long"
+        )
+    if not any(char.isalnum() for char in value):
+        raise ValueError(f"{name} must contain at least one letter or digit")
+    if any(
+        unicodedata.category(char) == "Cc" and char not in _ALLOWED_CONTROL_CHARACTERS
+        for char in value
+    ):
+        raise ValueError(f"{name} must not contain control characters")
+    return value
 
 
 Origin = Literal["generated", "extracted", "handoff"]
@@ -90,10 +96,22 @@ class AnswerResponse(BaseModel):
     provider: str | None
     model: str | None
     knowledge_version: str | None
+    conversation_id: str | None = Field(
+        default=None, description="The conversation this question opened: follow up in it."
+    )
+    conversation_token: str | None = Field(
+        default=None,
+        description="The conversation's token (X-Conversation-Token), shown once: on the reply "
+        "that created it.",
+    )
 
     @classmethod
-    def from_question(cls, question: Question) -> "AnswerResponse":
+    def from_question(
+        cls, question: Question, *, conversation_token: str | None = None
+    ) -> "AnswerResponse":
         return cls(
+            conversation_id=question.conversation_id,
+            conversation_token=conversation_token,
             question_id=question.id,
             status=question.status,
             answer=question.answer or "",
@@ -119,6 +137,8 @@ class AcceptedResponse(BaseModel):
     question_id: str
     status: QuestionStatus
     links: Links
+    conversation_id: str | None = None
+    conversation_token: str | None = None
 
 
 class QuestionRecord(BaseModel):

@@ -8,12 +8,11 @@ from typing import Any
 
 from celery import Celery
 from sqlalchemy import func, or_, select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared.answering.engine import Answer
 from shared.core.db import session_scope, utcnow
-from shared.core.errors import BrokerUnavailable, IdempotencyConflict, QuestionNotFound, QueueFull
+from shared.core.errors import BrokerUnavailable, QuestionNotFound
 from shared.core.queue import enqueue_answer
 from shared.questions.models import TERMINAL_STATUSES, Question, QuestionStatus
 
@@ -21,7 +20,13 @@ logger = logging.getLogger(__name__)
 
 
 def create_question(
-    *, session: Session, text: str, context_method: str, idempotency_key: str | None = None
+    *,
+    session: Session,
+    text: str,
+    context_method: str,
+    idempotency_key: str | None = None,
+    conversation_id: str | None = None,
+    message_id: str | None = None,
 ) -> Question:
     """Store a new question as `queued` (its task is queued right after the commit)."""
     now = utcnow()
@@ -33,6 +38,8 @@ def create_question(
         enqueued_at=now,
         enqueue_count=1,
         idempotency_key=idempotency_key,
+        conversation_id=conversation_id,
+        message_id=message_id,
     )
     session.add(question)
     session.flush()
@@ -170,6 +177,7 @@ def complete_question(
             "model": answer.model,
             "action": answer.action.value,
             "origin": answer.origin.value,
+            "standalone_question": answer.standalone_question,
             "confidence": answer.confidence,
             "knowledge_version": answer.knowledge_version,
             "fallback_reason": answer.fallback_reason,
@@ -278,59 +286,3 @@ def dispatch(
             mark_enqueue_failed(session=session, question_id=question_id)
         return False
     return True
-
-
-@dataclass(frozen=True)
-class Submitted:
-    question_id: str
-    queued: bool  # False: stored, but the broker was down; the reconciler will queue it
-
-
-def _same_key(session: Session, key: str, text: str) -> str | None:
-    question = find_by_idempotency_key(session=session, key=key)
-    if question is None:
-        return None
-    if question.question != text:
-        raise IdempotencyConflict("this Idempotency-Key was used for a different question")
-    return question.id
-
-
-def submit_question(
-    *,
-    sessions: sessionmaker[Session],
-    producer: Celery,
-    text: str,
-    context_method: str,
-    idempotency_key: str | None = None,
-    max_queue_depth: int = 0,
-    retry_after: int = 10,
-    request_id: str | None = None,
-) -> Submitted:
-    """Store a question and queue it (or return the one this idempotency key already stored).
-
-    It commits before queuing — a worker must find the row when it takes the task — so it opens
-    its own unit of work."""
-    try:
-        with session_scope(sessions) as session:
-            if idempotency_key and (found := _same_key(session, idempotency_key, text)):
-                return Submitted(found, queued=True)
-            if max_queue_depth and (waiting := count_waiting(session=session)) >= max_queue_depth:
-                raise QueueFull(
-                    f"{waiting} questions are waiting; please retry later", retry_after=retry_after
-                )
-            question_id = create_question(
-                session=session,
-                text=text,
-                context_method=context_method,
-                idempotency_key=idempotency_key,
-            ).id
-    except IntegrityError:  # the same key, at the same moment, from another request
-        with session_scope(sessions) as session:
-            found = _same_key(session, idempotency_key or "", text)
-        if found is None:
-            raise
-        return Submitted(found, queued=True)
-    queued = dispatch(
-        producer=producer, sessions=sessions, question_id=question_id, request_id=request_id
-    )
-    return Submitted(question_id, queued=queued)

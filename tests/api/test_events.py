@@ -10,7 +10,7 @@ import pytest
 import redis
 
 from shared.core.config import ProviderName, Settings
-from shared.core.events import QuestionEventLog
+from shared.core.events import ConversationEvents
 from shared.llm.embedded import embedded_available
 from tests.conftest import ApiProcess, StartWorker
 
@@ -103,7 +103,9 @@ def test_queued_question_gets_keep_alives_then_replays_what_came_before(
     question_id = accepted.json()["question_id"]
     # Events written before the client connects are replayed to it first.
     client = redis.Redis.from_url(paused.redis_url)
-    QuestionEventLog(client, question_id).token("earlier text ")
+    ConversationEvents(client, accepted.json()["conversation_id"]).token(
+        question_id, "earlier text "
+    )
     client.close()
     with httpx.stream("GET", accepted.json()["links"]["events"], timeout=30) as response:
         seen: list[tuple[str, object]] = []

@@ -1,6 +1,6 @@
 import pytest
 
-from api.routes.questions import parse_prefer
+from api.waiting import parse_prefer
 
 
 @pytest.mark.parametrize(

@@ -1,61 +1,25 @@
 """The answering pipeline with a scripted Ollama (httpx.MockTransport) and the real retrieval."""
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 
-import httpx
 import pytest
 
 from shared.answering.engine import AnswerAction, AnswerOrigin, answer_question
 from shared.answering.verification import ECHO_WORDS
 from shared.core.config import PROJECT_ROOT, Settings
-from shared.knowledge import KnowledgeBase, KnowledgeStore
-from shared.llm.ollama import OllamaProvider
+from shared.knowledge import KnowledgeBase
 from shared.llm.prompt import FEW_SHOT_EXAMPLES, SYSTEM_PROMPT
+from tests.support.ollama import ScriptedOllama
 
 DATA = PROJECT_ROOT / "tests" / "data"
 OUT_OF_SCOPE = PROJECT_ROOT / "shared" / "knowledge" / "out_of_scope.jsonl"
 SETTINGS = Settings(_env_file=None, embedding_cache_dir=None)  # type: ignore[call-arg]
 
 
-@pytest.fixture(scope="module")
-def knowledge() -> KnowledgeBase:
-    return KnowledgeStore.from_settings(SETTINGS).current()
-
-
 def _lines(name: str | Path) -> list[dict[str, str]]:
     path = DATA / name
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
-class ScriptedOllama:
-    """Answers /api/chat with a fixed reply, streamed word by word, and records the requests."""
-
-    def __init__(self, reply: str | Callable[[dict[str, object]], str]) -> None:
-        self.reply = reply
-        self.requests: list[dict[str, object]] = []
-
-    def provider(self) -> OllamaProvider:
-        client = httpx.Client(transport=httpx.MockTransport(self._handle))
-        return OllamaProvider(client=client, host="http://ollama.test", model="mistral")
-
-    def _handle(self, request: httpx.Request) -> httpx.Response:
-        body = json.loads(request.content)
-        self.requests.append(body)
-        reply = self.reply(body) if callable(self.reply) else self.reply
-        words = reply.split(" ")
-        lines = [
-            {
-                "model": "mistral",
-                "message": {"role": "assistant", "content": w + " "},
-                "done": False,
-            }
-            for w in words
-        ] + [
-            {"model": "mistral", "message": {"content": ""}, "done": True, "eval_count": len(words)}
-        ]
-        return httpx.Response(200, content="\n".join(json.dumps(line) for line in lines))
 
 
 def _ask(knowledge: KnowledgeBase, question: str, script: ScriptedOllama, **kwargs: object):  # type: ignore[no-untyped-def]

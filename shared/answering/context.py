@@ -1,0 +1,92 @@
+"""A follow-up made standalone: "How long does it take?" only means something after "Do you ship
+internationally?".
+
+With a model that can (Ollama, an OpenAI-compatible server) the message is rewritten as a question
+of its own. Without one (the embedded model, extractive) the retrieval vector mixes the message's
+vector with the previous customer message's: with the same weight when the message is a bare
+follow-up (a pronoun and nothing but words like "how long", "how much": "How long does it take?"),
+half when the message alone finds nothing (an ellipsis), a fifth when it does (a new question that
+still shares the conversation's subject). The weights and the threshold were tuned on the tune
+half of bench/data/followups.jsonl (`python bench/followups.py --split tune`).
+"""
+
+import logging
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from shared.core.errors import LLMError
+from shared.knowledge import KnowledgeBase
+from shared.knowledge.embeddings import Vector
+from shared.knowledge.search import tokenize
+from shared.llm import LLMProvider, Turn
+
+logger = logging.getLogger(__name__)
+
+SELF_CONTAINED_COSINE = 0.4  # the message alone retrieves this well: it mostly stands alone
+EARLIER_WEIGHT_SELF_CONTAINED = 0.2
+EARLIER_WEIGHT_ELLIPTICAL = 0.5
+EARLIER_WEIGHT_BARE = 1.0
+
+_PRONOUN = re.compile(r"\b(?:it|they|them|that|this)\b", re.IGNORECASE)
+# Words that ask about something without naming it.
+_ASKING = set(
+    tokenize(
+        [
+            "how what when where which why who does do did is are can could will would should "
+            "long much many take takes cost costs price time quick fast soon often happen happens "
+            "work works possible option options way ways usually normally"
+        ]
+    )[0]
+)
+
+
+def bare_follow_up(message: str) -> bool:
+    """A pronoun and nothing of its own to search with: "How long does it take?"."""
+    if not _PRONOUN.search(message):
+        return False
+    own = set(tokenize([_PRONOUN.sub(" ", message)])[0])
+    return own <= _ASKING
+
+
+@dataclass(frozen=True)
+class StandaloneQuestion:
+    text: str  # what was retrieved with, as recorded with the answer
+    vector: Vector | None  # the retrieval vector (None: computed from `text`)
+    rewritten: bool = False  # by a model
+
+
+def standalone_question(
+    *,
+    message: str,
+    history: Sequence[Turn],
+    knowledge: KnowledgeBase,
+    provider: LLMProvider | None = None,
+) -> StandaloneQuestion:
+    """The customer's message as the question to retrieve with."""
+    earlier = next((t.text for t in reversed(history) if t.role == "customer"), None)
+    if earlier is None:
+        return StandaloneQuestion(message, knowledge.embed_query(message))
+    if provider is not None and provider.rewrites:
+        try:
+            rewritten = " ".join(provider.rewrite(history=history, message=message).split())
+        except LLMError as exc:
+            logger.warning("could not rewrite the follow-up (%s); mixing vectors", exc.code)
+        else:
+            if 3 <= len(rewritten) <= 500:
+                return StandaloneQuestion(rewritten, knowledge.embed_query(rewritten), True)
+    text = f"{earlier} {message}"
+    own = knowledge.embed_query(message)
+    if own is None:
+        return StandaloneQuestion(text, None)
+    if bare_follow_up(message):
+        weight = EARLIER_WEIGHT_BARE
+    else:
+        hits = knowledge.search(message, k=1, query_vector=own)
+        alone = bool(hits) and (hits[0].dense or 0.0) >= SELF_CONTAINED_COSINE
+        weight = EARLIER_WEIGHT_SELF_CONTAINED if alone else EARLIER_WEIGHT_ELLIPTICAL
+    before = knowledge.embed_query(earlier)
+    mixed = own + weight * before if before is not None else own
+    return StandaloneQuestion(text, np.asarray(mixed / np.linalg.norm(mixed), dtype=np.float32))

@@ -1,0 +1,301 @@
+"""Service functions over conversations and their messages; callers own the transaction, except
+where a function must queue a task after committing (`submit_message`)."""
+
+import hashlib
+import hmac
+import logging
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from celery import Celery
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from shared.answering.engine import Answer, AnswerAction
+from shared.conversations.models import Conversation, ConversationStatus, Message, MessageRole
+from shared.core.db import session_scope, utcnow
+from shared.core.errors import ConversationNotFound, IdempotencyConflict, QueueFull
+from shared.llm import Turn
+from shared.questions.models import Question
+from shared.questions.service import (
+    complete_question,
+    count_waiting,
+    create_question,
+    dispatch,
+    find_by_idempotency_key,
+)
+
+logger = logging.getLogger(__name__)
+
+HISTORY_MESSAGES = 12  # the most recent messages a follow-up is understood with
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def create_conversation(
+    *, session: Session, customer_id: str | None = None
+) -> tuple[Conversation, str]:
+    """A new conversation, and the token its customer will present (shown once, kept hashed)."""
+    token = secrets.token_urlsafe(32)
+    now = utcnow()
+    conversation = Conversation(
+        token_hash=hash_token(token),
+        customer_id=customer_id,
+        status=ConversationStatus.OPEN,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(conversation)
+    session.flush()
+    return conversation, token
+
+
+def get_conversation(*, session: Session, conversation_id: str) -> Conversation:
+    """The conversation, or `ConversationNotFound`."""
+    conversation = session.get(Conversation, conversation_id)
+    if conversation is None:
+        raise ConversationNotFound(conversation_id)
+    return conversation
+
+
+def token_matches(conversation: Conversation, token: str | None) -> bool:
+    """Whether `token` is this conversation's (compared in constant time)."""
+    return token is not None and hmac.compare_digest(conversation.token_hash, hash_token(token))
+
+
+def list_messages(*, session: Session, conversation_id: str) -> list[Message]:
+    """The conversation's messages, oldest first."""
+    query = select(Message).where(Message.conversation_id == conversation_id)
+    return list(session.scalars(query.order_by(Message.created_at, Message.id)))
+
+
+def list_for_customer(*, session: Session, customer_id: str, limit: int = 50) -> list[Conversation]:
+    """A customer's conversations, the most recently active first."""
+    query = select(Conversation).where(Conversation.customer_id == customer_id)
+    return list(session.scalars(query.order_by(Conversation.updated_at.desc()).limit(limit)))
+
+
+def history_before(*, session: Session, conversation_id: str, message_id: str | None) -> list[Turn]:
+    """The turns a follow-up is understood with: the messages before `message_id`."""
+    messages = list_messages(session=session, conversation_id=conversation_id)
+    cut = next((i for i, m in enumerate(messages) if m.id == message_id), len(messages))
+    earlier = [m for m in messages[:cut] if m.role is not MessageRole.SYSTEM]
+    return [Turn(role=m.role.value, text=m.text) for m in earlier[-HISTORY_MESSAGES:]]
+
+
+def add_message(
+    *,
+    session: Session,
+    conversation: Conversation,
+    role: MessageRole,
+    text: str,
+    question_id: str | None = None,
+    **fields: Any,
+) -> Message:
+    now = utcnow()
+    message = Message(
+        conversation_id=conversation.id,
+        role=role,
+        text=text,
+        created_at=now,
+        question_id=question_id,
+        **fields,
+    )
+    session.add(message)
+    conversation.updated_at = now
+    session.flush()
+    return message
+
+
+def message_payload(message: Message) -> dict[str, Any]:
+    """A message as it is streamed and listed."""
+    return {
+        "id": message.id,
+        "role": message.role.value,
+        "text": message.text,
+        "sources": message.sources or [],
+        "action": message.action,
+        "origin": message.origin,
+        "question_id": message.question_id,
+        "created_at": message.created_at.isoformat(),
+    }
+
+
+@dataclass(frozen=True)
+class Submitted:
+    conversation_id: str
+    message_id: str  # the customer's message
+    question_id: str | None  # None: a person owns the conversation; the message waits for them
+    queued: bool  # False: stored, but the broker was down; the reconciler will queue it
+    token: str | None = None  # a new conversation's token (shown once)
+    new_message: dict[str, Any] | None = None  # the stored customer message, to be streamed
+
+
+def _same_key(session: Session, key: str, text: str) -> Question | None:
+    question = find_by_idempotency_key(session=session, key=key)
+    if question is not None and question.question != text:
+        raise IdempotencyConflict("this Idempotency-Key was used for a different message")
+    return question
+
+
+def submit_message(
+    *,
+    sessions: sessionmaker[Session],
+    producer: Celery,
+    text: str,
+    conversation_id: str | None = None,
+    customer_id: str | None = None,
+    context_method: str = "hybrid",
+    idempotency_key: str | None = None,
+    max_queue_depth: int = 0,
+    retry_after: int = 10,
+    request_id: str | None = None,
+) -> Submitted:
+    """Store a customer's message — in a new conversation when `conversation_id` is None — and
+    queue its answer (or return the one this idempotency key already stored). A conversation a
+    person owns takes the message for them, without asking the model.
+
+    It commits before queuing — a worker must find the row when it takes the task — so it opens
+    its own unit of work."""
+    try:
+        with session_scope(sessions) as session:
+            if idempotency_key and (found := _same_key(session, idempotency_key, text)):
+                return Submitted(
+                    found.conversation_id or "", found.message_id or "", found.id, queued=True
+                )
+            token = None
+            if conversation_id is None:
+                conversation, token = create_conversation(session=session, customer_id=customer_id)
+            else:
+                conversation = get_conversation(session=session, conversation_id=conversation_id)
+            message = add_message(
+                session=session, conversation=conversation, role=MessageRole.CUSTOMER, text=text
+            )
+            payload = message_payload(message)
+            if conversation.status is ConversationStatus.ASSIGNED:
+                return Submitted(
+                    conversation.id, message.id, None, queued=False, new_message=payload
+                )
+            if max_queue_depth and (waiting := count_waiting(session=session)) >= max_queue_depth:
+                raise QueueFull(
+                    f"{waiting} questions are waiting; please retry later", retry_after=retry_after
+                )
+            question = create_question(
+                session=session,
+                text=text,
+                context_method=context_method,
+                idempotency_key=idempotency_key,
+                conversation_id=conversation.id,
+                message_id=message.id,
+            )
+            message.question_id = question.id
+            ids = (conversation.id, message.id, question.id)
+    except IntegrityError:  # the same key, at the same moment, from another request
+        with session_scope(sessions) as session:
+            found = _same_key(session, idempotency_key or "", text)
+        if found is None:
+            raise
+        return Submitted(found.conversation_id or "", found.message_id or "", found.id, queued=True)
+    queued = dispatch(
+        producer=producer, sessions=sessions, question_id=ids[2], request_id=request_id
+    )
+    return Submitted(*ids, queued=queued, token=token, new_message=payload)
+
+
+def reply_to(
+    *, session: Session, conversation_id: str, message_id: str
+) -> tuple[Question | None, Message | None]:
+    """The question answering a customer message of this conversation, and its reply (raises
+    `ConversationNotFound` when the message is not this conversation's)."""
+    message = session.get(Message, message_id)
+    if message is None or message.conversation_id != conversation_id:
+        raise ConversationNotFound(conversation_id)
+    if message.question_id is None:
+        return None, None
+    question = session.get(Question, message.question_id)
+    reply = session.scalar(
+        select(Message).where(
+            Message.question_id == message.question_id, Message.role == MessageRole.ASSISTANT
+        )
+    )
+    return question, reply
+
+
+@dataclass(frozen=True)
+class Recorded:
+    stored: bool  # False: another delivery stored the answer first; this one is dropped
+    message: Message | None = None  # the assistant's message in the conversation
+    handed_off: bool = False  # the conversation now waits for a person
+
+
+def record_answer(
+    *, session: Session, question_id: str, answer: Answer, started_at: datetime
+) -> Recorded:
+    """Store the answer and, for a conversation's question, its assistant message — unless
+    another delivery already stored it. A handoff passes the conversation to the support team."""
+    if not complete_question(
+        session=session, question_id=question_id, answer=answer, started_at=started_at
+    ):
+        return Recorded(stored=False)
+    conversation = _conversation_of(session, question_id)
+    if conversation is None:  # a question of no conversation, or one deleted meanwhile
+        return Recorded(stored=True)
+    message = add_message(
+        session=session,
+        conversation=conversation,
+        role=MessageRole.ASSISTANT,
+        text=answer.text,
+        question_id=question_id,
+        sources=answer.sources,
+        action=answer.action.value,
+        origin=answer.origin.value,
+    )
+    handed_off = (
+        answer.action is AnswerAction.HANDOFF and conversation.status is ConversationStatus.OPEN
+    )
+    if handed_off:
+        conversation.status = ConversationStatus.WAITING_FOR_AGENT
+        conversation.handoff_reason = answer.handoff_reason
+        conversation.handoff_at = message.created_at
+    return Recorded(stored=True, message=message, handed_off=handed_off)
+
+
+def note_failure(*, session: Session, question_id: str, text: str) -> Message | None:
+    """Tell a failed question's conversation, in a system message, that it was not answered."""
+    conversation = _conversation_of(session, question_id)
+    if conversation is None:
+        return None
+    return add_message(
+        session=session,
+        conversation=conversation,
+        role=MessageRole.SYSTEM,
+        text=text,
+        question_id=question_id,
+    )
+
+
+def _conversation_of(session: Session, question_id: str) -> Conversation | None:
+    conversation_id = session.scalar(
+        select(Question.conversation_id).where(Question.id == question_id)
+    )
+    return session.get(Conversation, conversation_id) if conversation_id else None
+
+
+def delete_conversation(*, session: Session, conversation_id: str) -> None:
+    """Erase the conversation: its questions, messages and itself."""
+    get_conversation(session=session, conversation_id=conversation_id)
+    session.execute(delete(Question).where(Question.conversation_id == conversation_id))
+    session.execute(delete(Message).where(Message.conversation_id == conversation_id))
+    session.execute(delete(Conversation).where(Conversation.id == conversation_id))
+
+
+def expired_conversations(*, session: Session, days: float, limit: int = 500) -> list[str]:
+    """Conversations with no activity for `days` days."""
+    before = utcnow() - timedelta(days=days)
+    query = select(Conversation.id).where(Conversation.updated_at < before)
+    return list(session.scalars(query.order_by(Conversation.updated_at).limit(limit)))

@@ -1,0 +1,94 @@
+"""Follow-ups made standalone: by the model where it can rewrite, by mixing vectors where not."""
+
+import httpx
+import pytest
+
+from shared.answering.context import bare_follow_up, standalone_question
+from shared.answering.engine import ContextMethod, retrieve
+from shared.knowledge import KnowledgeBase
+from shared.llm import Turn
+from shared.llm.extractive import ExtractiveProvider
+from shared.llm.ollama import OllamaProvider
+from tests.support.ollama import ScriptedOllama
+
+ABROAD = "orders-and-shipping#do-you-ship-internationally"
+SHIPPED_ABROAD = [Turn("customer", "Do you ship internationally?")]
+
+
+@pytest.mark.parametrize(
+    ("message", "bare"),
+    [
+        ("How long does it take?", True),
+        ("How much does it cost?", True),
+        ("Is that possible?", True),
+        ("How long does shipping take?", False),  # names its subject
+        ("And to Canada?", False),  # no pronoun: an ellipsis, not a bare follow-up
+        ("Can I return it if it is damaged?", False),
+    ],
+)
+def test_a_bare_follow_up_is_a_pronoun_and_asking_words(message: str, bare: bool) -> None:
+    assert bare_follow_up(message) is bare
+
+
+def test_a_first_message_is_its_own_question(knowledge: KnowledgeBase) -> None:
+    found = standalone_question(message="Can I cancel my order?", history=[], knowledge=knowledge)
+    assert found.text == "Can I cancel my order?" and not found.rewritten
+
+
+def test_a_follow_up_is_retrieved_with_the_turn_before_it(knowledge: KnowledgeBase) -> None:
+    alone = knowledge.search("How long does it take?", k=1)
+    found = retrieve(
+        message="How long does it take?",
+        history=SHIPPED_ABROAD,
+        knowledge=knowledge,
+        method=ContextMethod.HYBRID,
+        k=3,
+        provider=ExtractiveProvider(),
+    )
+    assert alone[0].entry.id != ABROAD  # the message alone means nothing in particular
+    assert found.hits[0].entry.id == ABROAD
+    assert "Do you ship internationally?" in found.standalone.text
+
+
+def test_a_new_question_in_the_same_conversation_is_not_dragged_back(
+    knowledge: KnowledgeBase,
+) -> None:
+    found = retrieve(
+        message="How do I reset my password?",
+        history=SHIPPED_ABROAD,
+        knowledge=knowledge,
+        method=ContextMethod.HYBRID,
+        k=3,
+    )
+    assert "password" in found.hits[0].entry.id
+
+
+def test_a_model_that_can_rewrites_the_follow_up(knowledge: KnowledgeBase) -> None:
+    script = ScriptedOllama("How long does international shipping take?")
+    found = retrieve(
+        message="How long does it take?",
+        history=SHIPPED_ABROAD,
+        knowledge=knowledge,
+        method=ContextMethod.HYBRID,
+        k=3,
+        provider=script.provider(),
+    )
+    assert found.standalone.rewritten
+    assert found.standalone.text == "How long does international shipping take?"
+    assert found.hits[0].entry.id == ABROAD
+    # The model was shown the conversation and the message to rewrite.
+    prompt = str(script.requests[0]["messages"])
+    assert "Do you ship internationally?" in prompt and "How long does it take?" in prompt
+
+
+def test_a_failed_rewrite_falls_back_to_mixing(knowledge: KnowledgeBase) -> None:
+    down = OllamaProvider(
+        client=httpx.Client(transport=httpx.MockTransport(lambda _: httpx.Response(503))),
+        host="http://ollama.test",
+        model="mistral",
+    )
+    found = standalone_question(
+        message="How long does it take?", history=SHIPPED_ABROAD, knowledge=knowledge, provider=down
+    )
+    assert not found.rewritten and found.vector is not None
+    assert knowledge.search(found.text, k=1, query_vector=found.vector)[0].entry.id == ABROAD
