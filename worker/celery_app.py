@@ -194,6 +194,7 @@ def _init_process(**_: Any) -> None:
         model=resources.provider.model,
         model_ok=status.ok,
         model_detail=detail,
+        model_status=resources.provider.status,
     )
 
 

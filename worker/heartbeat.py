@@ -12,6 +12,7 @@ import redis
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared.core.db import session_scope
+from shared.llm.base import BackendStatus
 from shared.questions.service import renew_leases
 from shared.system.workers import (
     PoolReport,
@@ -41,6 +42,7 @@ class Heartbeat:
         self.lease_seconds = lease_seconds
         self.owner = f"{report.worker}:{report.pid}"
         self.sessions: sessionmaker[Session] | None = None
+        self._model_status: Callable[[], BackendStatus] | None = None
         self._running: set[str] = set()
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -58,9 +60,13 @@ class Heartbeat:
         model: str,
         model_ok: bool,
         model_detail: str,
+        model_status: Callable[[], BackendStatus] | None = None,
     ) -> None:
-        """The process can answer now: say so, and start renewing leases."""
+        """The process can answer now: say so, and start renewing leases. While the model is
+        reported broken, each beat asks `model_status` again, so a backend that comes back (or
+        was down only while this process started) is reported working."""
         self.sessions = sessions
+        self._model_status = model_status
         self.report = replace(
             self.report,
             state=PoolState.READY,
@@ -94,6 +100,7 @@ class Heartbeat:
             self._beat()
 
     def _beat(self) -> None:
+        self._recheck_model()
         try:
             publish_pool_report(self.redis_client(), self.report, ttl=self.interval * 3)
         except redis.RedisError as exc:
@@ -116,6 +123,18 @@ class Heartbeat:
                 logger.warning(
                     "heartbeat: %d of %d leases were lost", len(running) - held, len(running)
                 )
+
+    def _recheck_model(self) -> None:
+        if self.report.model_ok or self._model_status is None:
+            return
+        try:
+            status = self._model_status()
+        except Exception:
+            logger.warning("heartbeat: the model check failed", exc_info=True)
+            return
+        if status.ok:
+            logger.info("the model backend answers again: %s", status.detail)
+            self.report = replace(self.report, model_ok=True, model_detail=status.detail)
 
 
 def new_report(*, worker: str, queue: str, provider: str, model: str) -> PoolReport:

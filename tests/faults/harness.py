@@ -29,6 +29,17 @@ QUESTIONS = [
 ]  # fmt: skip
 
 
+def letters(number: int) -> str:
+    """`number` spelled in letters: each question's text differs without naming a figure, which
+    the answer verifier would rightly refuse to let the model's wording speak to."""
+    word = ""
+    while True:
+        number, digit = divmod(number, 26)
+        word = "abcdefghijklmnopqrstuvwxyz"[digit] + word
+        if number == 0:
+            return word
+
+
 def say(message: str) -> None:
     print(f"  [fault] {message}", flush=True)
 
@@ -62,8 +73,8 @@ class Cluster:
             reconcile_queued_after=5,
             max_queue_depth=0,
             rate_limit_per_minute=0,
+            message_rate_limit_per_minute=0,
             ask_wait_seconds=0,
-            embedding_cache_dir=directory / "embeddings",
             knowledge_check_interval=3600,
             worker_metrics_port=0,
             **overrides,
@@ -142,7 +153,7 @@ class Cluster:
         for i in range(offset, offset + n):
             response = self.http.post(
                 "/api/v1/ask",
-                json={"question": f"{QUESTIONS[i % len(QUESTIONS)]} (#{i})"},
+                json={"question": f"{QUESTIONS[i % len(QUESTIONS)]} (ref {letters(i)})"},
                 headers={"Prefer": "respond-async", "Idempotency-Key": f"fault-{i}"},
             )
             assert response.status_code == 202, response.text

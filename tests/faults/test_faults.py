@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.faults.harness import QUESTIONS, Cluster, say
+from tests.faults.harness import QUESTIONS, Cluster, letters, say
 
 pytestmark = pytest.mark.faults
 
@@ -138,7 +138,7 @@ def test_api_restarted_while_clients_wait(cluster_factory: type[Cluster]) -> Non
 
     def client(i: int) -> None:
         """Asks and waits; on a broken connection it asks again with the same key, then polls."""
-        body = {"question": f"{QUESTIONS[i % len(QUESTIONS)]} (client {i})"}
+        body = {"question": f"{QUESTIONS[i % len(QUESTIONS)]} (client {letters(i)})"}
         headers = {"Idempotency-Key": f"client-{i}", "Prefer": "wait=20"}
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
