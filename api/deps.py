@@ -12,6 +12,7 @@ from redis.asyncio import Redis
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from api.counters import TeamCounters
 from api.security import Principal, RateLimiter, Role, StreamSlots, decode_identity
 from api.waiter import AnswerWaiter
 from shared.core.config import Settings
@@ -32,6 +33,7 @@ class Services:
     waiter: AnswerWaiter
     limiter: RateLimiter
     streams: StreamSlots
+    counters: TeamCounters
 
 
 def get_services(request: Request) -> Services:

@@ -10,11 +10,12 @@ from prometheus_client import CollectorRegistry
 from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 
+from api.counters import TeamCounters
 from api.deps import Services
 from api.errors import install_error_handlers
 from api.metrics import HttpMetrics, QuestionCollector
 from api.middleware import AccessControl, BodySizeLimit, RequestContext
-from api.routes import conversations, knowledge, questions, system
+from api.routes import analytics, conversations, inbox, knowledge, questions, system
 from api.security import RateLimiter, StreamSlots
 from api.waiter import AnswerWaiter
 from shared import __version__
@@ -57,6 +58,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         knowledge=knowledge,
         waiter=waiter,
         limiter=RateLimiter(redis),
+        counters=app.state.team_counters,
         streams=StreamSlots(
             per_client=settings.max_streams_per_client,
             total=settings.max_streams_total,
@@ -102,6 +104,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     registry = CollectorRegistry()
     registry.register(QuestionCollector(lambda: app.state.services))
     app.state.metrics_registry = registry
+    app.state.team_counters = TeamCounters(registry)
     install_error_handlers(app)
     app.add_middleware(
         AccessControl,
@@ -136,4 +139,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(questions.router, prefix=settings.api_prefix)
     app.include_router(questions.operators, prefix=settings.api_prefix)
     app.include_router(knowledge.router, prefix=settings.api_prefix)
+    app.include_router(inbox.router, prefix=settings.api_prefix)
+    app.include_router(analytics.router, prefix=settings.api_prefix)
     return app

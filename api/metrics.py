@@ -1,4 +1,5 @@
-"""The API's Prometheus metrics: HTTP traffic, questions by status, queue depth."""
+"""The API's Prometheus metrics: HTTP traffic, questions by status, queue depth (and, in
+`api.counters`, the human loop's events)."""
 
 import time
 from collections.abc import Callable, Iterator

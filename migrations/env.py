@@ -6,6 +6,9 @@ from alembic import context
 
 # Every domain's models, so that their tables are on Base.metadata.
 import shared.conversations.models
+import shared.inbox.models
+import shared.knowledge.models
+import shared.learning.models
 import shared.questions.models  # noqa: F401
 from shared.core.config import get_settings
 from shared.core.db import Base, create_db_engine

@@ -47,6 +47,16 @@ RECONCILER_ACTIONS = Counter(
     "support_reconciler_actions_total", "Questions the reconciler re-queued or gave up on.",
     ["action"],
 )  # fmt: skip
+HANDOFFS = Counter(
+    "support_handoffs_total",
+    "Conversations passed to the support team by the assistant, by reason.",
+    ["reason"],
+)
+WEBHOOK_DELIVERIES = Counter(
+    "support_webhook_deliveries_total",
+    "Handoff webhook POSTs, by outcome (delivered, retry, refused, gave_up).",
+    ["outcome"],
+)
 
 
 def serve_worker_metrics(port: int) -> None:

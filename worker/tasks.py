@@ -4,12 +4,14 @@ import contextlib
 import logging
 import random
 
+import httpx
 from celery import Task
 from celery.exceptions import SoftTimeLimitExceeded
+from sqlalchemy.orm import Session
 
-from shared.answering.engine import Answer, answer_question
+from shared.answering.engine import Answer, AnswerAction, answer_question
 from shared.answering.handoff import HandoffReason
-from shared.conversations.models import ConversationStatus, Message
+from shared.conversations.models import Conversation, ConversationStatus, Message
 from shared.conversations.service import (
     delete_conversation,
     expired_conversations,
@@ -26,8 +28,20 @@ from shared.core.events import (
     forget_conversation,
     publish_question_event,
 )
-from shared.core.queue import ANSWER_QUESTION_TASK, PURGE_TASK, RECONCILE_TASK
-from shared.questions.models import QuestionStatus
+from shared.core.queue import (
+    ANSWER_QUESTION_TASK,
+    COMPARE_SUGGESTION_TASK,
+    NOTIFY_HANDOFF_TASK,
+    PURGE_TASK,
+    RECONCILE_TASK,
+    send,
+)
+from shared.inbox import webhook
+from shared.inbox.models import Handoff
+from shared.inbox.service import hand_off, unsent_webhooks
+from shared.inbox.webhook import Delivery, WebhookStatus
+from shared.learning.service import compare, get_suggestion, uncompared
+from shared.questions.models import Question, QuestionStatus
 from shared.questions.service import (
     claim_question,
     dispatch,
@@ -44,6 +58,7 @@ RECONCILE_LOCK = "support-assistant:reconcile-lock"
 # count these lines to prove no question is ever answered twice.
 STORED_MESSAGE = "stored the answer"
 GAVE_UP_TEXT = "Sorry, this message could not be answered. Please try again."
+RESEND_AFTER_SECONDS = 60  # a webhook still pending this long after its handoff lost its task
 
 
 def retry_delay(*, retries: int, base: float, maximum: float) -> float:
@@ -103,14 +118,59 @@ def _store_failure(resources: WorkerResources, announcer: Announcer, error: AppE
             message=error.client_message,  # customers see it: no hosts, paths or exception text
             provider=resources.provider.name,
         )
-        message = (
+        noted = (
             note_failure(session=session, question_id=question_id, text=error.client_message)
             if stored
             else None
         )
+        message, handoff = _failed_in_conversation(session, resources, question_id, noted)
     logger.warning("question %s failed: %s (%s)", question_id, error.code, error.message)
     metrics.FAILURES.labels(error.code).inc()
-    announcer.turn(QuestionStatus.FAILED, message)
+    announcer.turn(QuestionStatus.FAILED, message, handoff.reason if handoff else None)
+    _after_handoff(resources, handoff)
+
+
+def _failed_in_conversation(
+    session: Session,
+    resources: WorkerResources,
+    question_id: str,
+    noted: tuple[Message, Conversation] | None,
+) -> tuple[Message | None, Handoff | None]:
+    """A conversation's question that failed for good goes to the support team."""
+    if noted is None:
+        return None, None
+    message, conversation = noted
+    handoff = _hand_off(
+        session,
+        resources,
+        conversation,
+        reason=HandoffReason.MODEL_FAILED,
+        question=session.get(Question, question_id),
+    )
+    return message, handoff
+
+
+def _hand_off(
+    session: Session,
+    resources: WorkerResources,
+    conversation: Conversation,
+    *,
+    reason: str,
+    question: Question | None,
+) -> Handoff | None:
+    handoff = hand_off(session=session, conversation=conversation, reason=reason, question=question)
+    if handoff is not None and resources.settings.handoff_webhook_url:
+        handoff.webhook_status = WebhookStatus.PENDING
+    return handoff
+
+
+def _after_handoff(resources: WorkerResources, handoff: Handoff | None) -> None:
+    """Once the handoff is committed: count it and send its webhook."""
+    if handoff is None:
+        return
+    metrics.HANDOFFS.labels(handoff.reason).inc()
+    if handoff.webhook_status == WebhookStatus.PENDING:
+        send(app, NOTIFY_HANDOFF_TASK, handoff_id=handoff.id)
 
 
 def _owner() -> str:
@@ -211,6 +271,19 @@ def answer_question_task(self: Task, question_id: str) -> str:
         recorded = record_answer(
             session=session, question_id=question_id, answer=answer, started_at=started_at
         )
+        handoff = None
+        if (
+            recorded.stored
+            and recorded.conversation is not None
+            and answer.action is AnswerAction.HANDOFF
+        ):
+            handoff = _hand_off(
+                session,
+                resources,
+                recorded.conversation,
+                reason=answer.handoff_reason or HandoffReason.LOW_CONFIDENCE,
+                question=session.get(Question, question_id),
+            )
     if not recorded.stored:
         logger.info(
             "question %s was answered by another delivery; this answer is dropped", question_id
@@ -218,10 +291,8 @@ def answer_question_task(self: Task, question_id: str) -> str:
         return "duplicate"
     logger.info(STORED_MESSAGE)
     _observe(answer)
-    reason = answer.handoff_reason or HandoffReason.LOW_CONFIDENCE
-    announcer.turn(
-        QuestionStatus.COMPLETED, recorded.message, reason if recorded.handed_off else None
-    )
+    announcer.turn(QuestionStatus.COMPLETED, recorded.message, handoff.reason if handoff else None)
+    _after_handoff(resources, handoff)
     return "completed"
 
 
@@ -268,9 +339,14 @@ def reconcile_task() -> dict[str, int]:
     metrics.RECONCILER_ACTIONS.labels("gave_up").inc(len(report.gave_up))
     for question_id in report.gave_up:
         with session_scope(resources.sessions) as session:
-            message = note_failure(session=session, question_id=question_id, text=GAVE_UP_TEXT)
+            noted = note_failure(session=session, question_id=question_id, text=GAVE_UP_TEXT)
+            message, handoff = _failed_in_conversation(session, resources, question_id, noted)
             conversation_id = message.conversation_id if message else None
-        Announcer(resources, question_id, conversation_id).turn(QuestionStatus.FAILED, message)
+        Announcer(resources, question_id, conversation_id).turn(
+            QuestionStatus.FAILED, message, handoff.reason if handoff else None
+        )
+        _after_handoff(resources, handoff)
+    _resend_background_work(resources)
     if report.requeued or report.gave_up:
         logger.warning(
             "reconciler: re-queued %d question(s), gave up on %d",
@@ -278,6 +354,84 @@ def reconcile_task() -> dict[str, int]:
             len(report.gave_up),
         )
     return {"requeued": len(report.requeued), "gave_up": len(report.gave_up)}
+
+
+def _resend_background_work(resources: WorkerResources) -> None:
+    """Webhooks and suggestion comparisons whose task was lost (broker down when they were due,
+    a worker killed mid-task) are sent again."""
+    with session_scope(resources.sessions) as session:
+        handoffs = unsent_webhooks(session=session, older_than=RESEND_AFTER_SECONDS)
+        suggestions = uncompared(session=session)
+    for handoff_id in handoffs:
+        send(app, NOTIFY_HANDOFF_TASK, handoff_id=handoff_id)
+    for suggestion_id in suggestions:
+        send(app, COMPARE_SUGGESTION_TASK, suggestion_id=suggestion_id)
+
+
+@app.task(name=NOTIFY_HANDOFF_TASK, bind=True, ignore_result=True)
+def notify_handoff_task(self: Task, handoff_id: str) -> str:
+    """POST the handoff to HANDOFF_WEBHOOK_URL, signed; retried with backoff while the receiver
+    is down or busy. Nothing here ever holds up the customer: the handoff is stored already."""
+    resources = get_resources()
+    settings = resources.settings
+    if not settings.handoff_webhook_url:
+        return "off"
+    with session_scope(resources.sessions) as session:
+        handoff = session.get(Handoff, handoff_id)
+        if handoff is None or handoff.webhook_status != WebhookStatus.PENDING:
+            return "skipped"  # erased with its conversation, or delivered by another delivery
+        body = webhook.encode(
+            webhook.payload(
+                handoff,
+                conversation_path=f"{settings.api_prefix}/conversations/{handoff.conversation_id}",
+            )
+        )
+    with httpx.Client(follow_redirects=False) as client:
+        outcome, detail = webhook.post(
+            client,
+            url=settings.handoff_webhook_url,
+            body=body,
+            secret=settings.handoff_webhook_secret,
+            delivery_id=handoff_id,
+            timeout=settings.webhook_timeout,
+        )
+    retrying = outcome is Delivery.RETRY and self.request.retries < settings.webhook_max_retries
+    with session_scope(resources.sessions) as session:
+        handoff = session.get(Handoff, handoff_id)
+        if handoff is not None:
+            handoff.webhook_attempts += 1
+            if outcome is Delivery.DELIVERED:
+                handoff.webhook_status = WebhookStatus.DELIVERED
+            elif not retrying:
+                handoff.webhook_status = WebhookStatus.FAILED
+    if retrying:
+        metrics.WEBHOOK_DELIVERIES.labels("retry").inc()
+        delay = settings.webhook_retry_backoff * 2**self.request.retries
+        logger.warning("handoff %s webhook: %s; retry in %.0f s", handoff_id, detail, delay)
+        raise self.retry(countdown=delay, max_retries=settings.webhook_max_retries)
+    label = outcome.value if outcome is not Delivery.RETRY else "gave_up"
+    metrics.WEBHOOK_DELIVERIES.labels(label).inc()
+    log = logger.info if outcome is Delivery.DELIVERED else logger.warning
+    log("handoff %s webhook %s: %s", handoff_id, label, detail)
+    return label
+
+
+@app.task(name=COMPARE_SUGGESTION_TASK, ignore_result=True)
+def compare_suggestion_task(suggestion_id: str) -> str:
+    """Find the entries a knowledge suggestion resembles (the workers hold the vectors)."""
+    resources = get_resources()
+    knowledge = resources.knowledge.current()
+    with session_scope(resources.sessions) as session:
+        try:
+            suggestion = get_suggestion(session=session, suggestion_id=suggestion_id)
+        except AppError:
+            return "skipped"
+        done = compare(
+            suggestion=suggestion,
+            knowledge=knowledge,
+            duplicate_cosine=resources.settings.learning_duplicate_cosine,
+        )
+    return "compared" if done else "no_vectors"
 
 
 @app.task(name=PURGE_TASK, ignore_result=True)

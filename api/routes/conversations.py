@@ -18,6 +18,8 @@ from shared.conversations.schemas import (
     ConversationList,
     ConversationSummary,
     ConversationView,
+    FeedbackRequest,
+    FeedbackView,
     MessageReply,
     MessageRequest,
     ReplyLinks,
@@ -29,12 +31,14 @@ from shared.conversations.service import (
     get_conversation,
     list_for_customer,
     list_messages,
+    rate_message,
+    ratings_of,
     reply_to,
     submit_message,
     token_matches,
 )
 from shared.core.db import session_scope
-from shared.core.errors import STATUS_BY_CODE, ConversationNotFound, Unauthorized
+from shared.core.errors import STATUS_BY_CODE, ConversationNotFound, Forbidden, Unauthorized
 from shared.core.events import ConversationEvents, forget_conversation
 from shared.core.logs import request_id_var
 from shared.core.schemas import ErrorResponse
@@ -315,7 +319,50 @@ def get_conversation_view(
     )
     with session_scope(services.sessions) as session:
         messages = list_messages(session=session, conversation_id=conversation_id)
-        return ConversationView.build(conversation, messages)
+        ratings = ratings_of(session=session, conversation_id=conversation_id)
+        return ConversationView.build(conversation, messages, ratings)
+
+
+@router.post(
+    "/conversations/{conversation_id}/messages/{message_id}/feedback",
+    response_model=FeedbackView,
+    responses={**NOT_FOUND, 403: {"model": ErrorResponse}, 409: {"model": ErrorResponse}},
+)
+def rate_reply(
+    conversation_id: str,
+    message_id: str,
+    body: FeedbackRequest,
+    services: ServicesDep,
+    principal: PrincipalDep,
+    customer: CustomerDep,
+    x_conversation_token: TokenHeader = None,
+) -> FeedbackView:
+    """The customer rates a reply of the assistant or of a person: `up` or `down`, with an
+    optional comment. One rating per message; rating again changes it. Only the conversation's
+    customer rates (its token or their identity): the support team reads the ratings."""
+    conversation = load_allowed(
+        services,
+        conversation_id,
+        principal=principal,
+        token=x_conversation_token,
+        customer=customer,
+    )
+    is_customer = token_matches(conversation, x_conversation_token) or (
+        customer is not None and conversation.customer_id == customer
+    )
+    if not is_customer:
+        raise Forbidden("only the conversation's customer rates its replies")
+    with session_scope(services.sessions) as session:
+        feedback = rate_message(
+            session=session,
+            conversation_id=conversation_id,
+            message_id=message_id,
+            rating=body.rating,
+            comment=body.comment,
+        )
+        view = FeedbackView.from_feedback(feedback)
+    services.counters.feedback.labels(view.rating.value).inc()
+    return view
 
 
 @router.get(

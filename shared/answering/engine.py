@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+import numpy as np
+
 from shared.answering.context import StandaloneQuestion, standalone_question
 from shared.answering.handoff import HandoffReason, asks_for_a_person
 from shared.answering.selection import Selection, select_units
@@ -54,6 +56,9 @@ class Answer:
     rejected_draft: str | None = None  # internal: what the model wrote, never shown
     timings: dict[str, float | None] = field(default_factory=dict)
     tokens: int | None = None
+    # What was retrieved with, as float32 bytes, and the embedding model that made it.
+    vector: bytes | None = None
+    vector_model: str | None = None
 
 
 def confidence_of(hits: list[SearchHit], calibration: Calibration) -> float:
@@ -211,6 +216,12 @@ def answer_question(
     )
     confidence = confidence_of(hits, effective_calibration(knowledge, settings))
     timings: dict[str, float | None] = {"retrieval_ms": (time.perf_counter() - started) * 1000}
+    embedder = knowledge.index.embedder
+    vector, vector_model = (
+        (np.asarray(query_vector, dtype=np.float32).tobytes(), embedder.name)
+        if query_vector is not None and embedder is not None
+        else (None, None)
+    )
 
     def make(text: str, origin: AnswerOrigin, model: str, **extra: Any) -> Answer:
         handoff = origin is AnswerOrigin.HANDOFF
@@ -225,6 +236,8 @@ def answer_question(
             knowledge_version=knowledge.version,
             standalone_question=standalone.text if history else None,
             timings=timings,
+            vector=vector,
+            vector_model=vector_model,
             **extra,
         )
 

@@ -5,7 +5,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Enum, ForeignKey, Index, String, Text
+from sqlalchemy import JSON, Enum, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.core.db import Base, UTCDateTime, utcnow
@@ -52,6 +52,10 @@ class Conversation(Base):
     )
     handoff_reason: Mapped[str | None] = mapped_column(String(32))
     handoff_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The person of the support team who owns it (None: nobody yet, or the assistant).
+    assignee: Mapped[str | None] = mapped_column(String(200), index=True)
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    resolved_by: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
 
@@ -75,3 +79,29 @@ class Message(Base):
     sources: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
     action: Mapped[str | None] = mapped_column(String(16))
     origin: Mapped[str | None] = mapped_column(String(16))
+    # Who of the support team wrote an agent message.
+    author: Mapped[str | None] = mapped_column(String(200))
+
+
+class Rating(StrEnum):
+    UP = "up"
+    DOWN = "down"
+
+
+class Feedback(Base):
+    """A customer's rating of one assistant or agent message; one per message, changeable."""
+
+    __tablename__ = "feedback"
+    __table_args__ = (UniqueConstraint("message_id", name="uq_feedback_message_id"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=_uuid)
+    message_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("messages.id", ondelete="CASCADE")
+    )
+    conversation_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("conversations.id", ondelete="CASCADE"), index=True
+    )
+    rating: Mapped[Rating] = mapped_column(_enum(Rating, 8))
+    comment: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -5,7 +5,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
-from shared.conversations.models import Conversation, ConversationStatus, Message
+from shared.conversations.models import (
+    Conversation,
+    ConversationStatus,
+    Feedback,
+    Message,
+    Rating,
+)
 from shared.core.schemas import ErrorDetail
 from shared.questions.models import Question
 from shared.questions.schemas import ORIGIN_DESCRIPTION, Origin, Source, checked_text
@@ -46,10 +52,12 @@ class MessageView(BaseModel):
     sources: list[Source]
     action: Literal["answer", "handoff"] | None
     origin: Origin | None = Field(description=ORIGIN_DESCRIPTION)
+    author: str | None = Field(description="Who of the support team wrote an agent message.")
+    rating: Rating | None = Field(description="The customer's rating of this reply.")
     created_at: datetime
 
     @classmethod
-    def from_message(cls, message: Message) -> "MessageView":
+    def from_message(cls, message: Message, feedback: Feedback | None = None) -> "MessageView":
         return cls.model_validate(
             {
                 "id": message.id,
@@ -58,6 +66,8 @@ class MessageView(BaseModel):
                 "sources": message.sources or [],
                 "action": message.action,
                 "origin": message.origin,
+                "author": message.author,
+                "rating": feedback.rating if feedback else None,
                 "created_at": message.created_at,
             }
         )
@@ -71,13 +81,40 @@ class ConversationView(BaseModel):
     messages: list[MessageView]
 
     @classmethod
-    def build(cls, conversation: Conversation, messages: list[Message]) -> "ConversationView":
+    def build(
+        cls,
+        conversation: Conversation,
+        messages: list[Message],
+        ratings: dict[str, Feedback] | None = None,
+    ) -> "ConversationView":
+        ratings = ratings or {}
         return cls(
             conversation_id=conversation.id,
             status=conversation.status,
             created_at=conversation.created_at,
             updated_at=conversation.updated_at,
-            messages=[MessageView.from_message(m) for m in messages],
+            messages=[MessageView.from_message(m, ratings.get(m.id)) for m in messages],
+        )
+
+
+class FeedbackRequest(BaseModel):
+    rating: Rating
+    comment: str | None = Field(default=None, max_length=1000)
+
+
+class FeedbackView(BaseModel):
+    message_id: str
+    rating: Rating
+    comment: str | None
+    updated_at: datetime
+
+    @classmethod
+    def from_feedback(cls, feedback: Feedback) -> "FeedbackView":
+        return cls(
+            message_id=feedback.message_id,
+            rating=feedback.rating,
+            comment=feedback.comment,
+            updated_at=feedback.updated_at,
         )
 
 

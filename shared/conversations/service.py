@@ -14,10 +14,17 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from shared.answering.engine import Answer, AnswerAction
-from shared.conversations.models import Conversation, ConversationStatus, Message, MessageRole
+from shared.answering.engine import Answer
+from shared.conversations.models import (
+    Conversation,
+    ConversationStatus,
+    Feedback,
+    Message,
+    MessageRole,
+    Rating,
+)
 from shared.core.db import session_scope, utcnow
-from shared.core.errors import ConversationNotFound, IdempotencyConflict, QueueFull
+from shared.core.errors import ConversationNotFound, IdempotencyConflict, InvalidState, QueueFull
 from shared.llm import Turn
 from shared.questions.models import Question
 from shared.questions.service import (
@@ -31,6 +38,8 @@ from shared.questions.service import (
 logger = logging.getLogger(__name__)
 
 HISTORY_MESSAGES = 12  # the most recent messages a follow-up is understood with
+# Handed off: the support team has it, and the customer's messages go to a person.
+WITH_THE_TEAM = (ConversationStatus.WAITING_FOR_AGENT, ConversationStatus.ASSIGNED)
 
 
 def hash_token(token: str) -> str:
@@ -122,6 +131,7 @@ def message_payload(message: Message) -> dict[str, Any]:
         "action": message.action,
         "origin": message.origin,
         "question_id": message.question_id,
+        "author": message.author,
         "created_at": message.created_at.isoformat(),
     }
 
@@ -177,10 +187,12 @@ def submit_message(
                 session=session, conversation=conversation, role=MessageRole.CUSTOMER, text=text
             )
             payload = message_payload(message)
-            if conversation.status is ConversationStatus.ASSIGNED:
+            if conversation.status in WITH_THE_TEAM:
                 return Submitted(
                     conversation.id, message.id, None, queued=False, new_message=payload
                 )
+            if conversation.status is ConversationStatus.RESOLVED:  # a new matter
+                conversation.status = ConversationStatus.OPEN
             if max_queue_depth and (waiting := count_waiting(session=session)) >= max_queue_depth:
                 raise QueueFull(
                     f"{waiting} questions are waiting; please retry later", retry_after=retry_after
@@ -230,14 +242,14 @@ def reply_to(
 class Recorded:
     stored: bool  # False: another delivery stored the answer first; this one is dropped
     message: Message | None = None  # the assistant's message in the conversation
-    handed_off: bool = False  # the conversation now waits for a person
+    conversation: Conversation | None = None
 
 
 def record_answer(
     *, session: Session, question_id: str, answer: Answer, started_at: datetime
 ) -> Recorded:
     """Store the answer and, for a conversation's question, its assistant message — unless
-    another delivery already stored it. A handoff passes the conversation to the support team."""
+    another delivery already stored it."""
     if not complete_question(
         session=session, question_id=question_id, answer=answer, started_at=started_at
     ):
@@ -255,28 +267,24 @@ def record_answer(
         action=answer.action.value,
         origin=answer.origin.value,
     )
-    handed_off = (
-        answer.action is AnswerAction.HANDOFF and conversation.status is ConversationStatus.OPEN
-    )
-    if handed_off:
-        conversation.status = ConversationStatus.WAITING_FOR_AGENT
-        conversation.handoff_reason = answer.handoff_reason
-        conversation.handoff_at = message.created_at
-    return Recorded(stored=True, message=message, handed_off=handed_off)
+    return Recorded(stored=True, message=message, conversation=conversation)
 
 
-def note_failure(*, session: Session, question_id: str, text: str) -> Message | None:
+def note_failure(
+    *, session: Session, question_id: str, text: str
+) -> tuple[Message, Conversation] | None:
     """Tell a failed question's conversation, in a system message, that it was not answered."""
     conversation = _conversation_of(session, question_id)
     if conversation is None:
         return None
-    return add_message(
+    message = add_message(
         session=session,
         conversation=conversation,
         role=MessageRole.SYSTEM,
         text=text,
         question_id=question_id,
     )
+    return message, conversation
 
 
 def _conversation_of(session: Session, question_id: str) -> Conversation | None:
@@ -286,8 +294,42 @@ def _conversation_of(session: Session, question_id: str) -> Conversation | None:
     return session.get(Conversation, conversation_id) if conversation_id else None
 
 
+RATED_ROLES = (MessageRole.ASSISTANT, MessageRole.AGENT)
+
+
+def rate_message(
+    *,
+    session: Session,
+    conversation_id: str,
+    message_id: str,
+    rating: Rating,
+    comment: str | None,
+) -> Feedback:
+    """The customer's rating of an assistant's or a person's message; rating again changes it."""
+    message = session.get(Message, message_id)
+    if message is None or message.conversation_id != conversation_id:
+        raise ConversationNotFound(conversation_id)
+    if message.role not in RATED_ROLES:
+        raise InvalidState("only the assistant's and the support team's messages can be rated")
+    now = utcnow()
+    feedback = session.scalar(select(Feedback).where(Feedback.message_id == message_id))
+    if feedback is None:
+        feedback = Feedback(message_id=message_id, conversation_id=conversation_id, created_at=now)
+        session.add(feedback)
+    feedback.rating, feedback.comment, feedback.updated_at = rating, comment, now
+    session.flush()
+    return feedback
+
+
+def ratings_of(*, session: Session, conversation_id: str) -> dict[str, Feedback]:
+    """The conversation's ratings by message id."""
+    query = select(Feedback).where(Feedback.conversation_id == conversation_id)
+    return {feedback.message_id: feedback for feedback in session.scalars(query)}
+
+
 def delete_conversation(*, session: Session, conversation_id: str) -> None:
-    """Erase the conversation: its questions, messages and itself."""
+    """Erase the conversation: its questions, messages and itself, and with them (the database's
+    cascades) its ratings, handoffs and knowledge suggestions."""
     get_conversation(session=session, conversation_id=conversation_id)
     session.execute(delete(Question).where(Question.conversation_id == conversation_id))
     session.execute(delete(Message).where(Message.conversation_id == conversation_id))

@@ -134,6 +134,24 @@ class Settings(BaseSettings):
     # A pool process still loading after this many seconds is reported by /ready as stuck.
     pool_start_timeout: float = Field(default=120.0, gt=0)
 
+    # The support team: handoffs, learning, analytics
+    # POSTed a signed JSON on every handoff (a Slack bridge, a helpdesk); empty: no webhook.
+    handoff_webhook_url: str = ""
+    # Signs the webhook's body: `X-Signature-256: sha256=<HMAC-SHA256 hex>`, as GitHub does.
+    handoff_webhook_secret: str = ""
+    webhook_timeout: float = Field(default=10.0, gt=0)
+    webhook_max_retries: int = Field(default=5, ge=0)
+    webhook_retry_backoff: float = Field(default=5.0, gt=0)  # seconds, doubled on each retry
+    # A knowledge suggestion whose question is this close (cosine) to an entry's nearly repeats it.
+    learning_duplicate_cosine: float = Field(default=0.8, ge=0, le=1)
+    # Analytics: an answer with no reply from the customer for this long counts as resolved
+    # (assumed), unless it was handed off or rated down.
+    resolution_quiet_minutes: float = Field(default=60.0, ge=0)
+    # Knowledge gaps: answers below this confidence count as gaps; questions this close (cosine)
+    # fall in one cluster.
+    gap_confidence_below: float = Field(default=0.7, ge=0, le=1)
+    gap_cluster_cosine: float = Field(default=0.6, ge=0, le=1)
+
     # Operations
     flower_host: str = "127.0.0.1"
     flower_port: int = 5555

@@ -18,6 +18,19 @@ class AppError(Exception):
         return self.public_message or self.message
 
 
+class NotFound(AppError):
+    status_code = 404
+    code = "not_found"
+
+
+class InvalidState(AppError):
+    """The request does not fit the state of what it is about (a resolved conversation, a
+    suggestion already decided)."""
+
+    status_code = 409
+    code = "invalid_state"
+
+
 class QuestionNotFound(AppError):
     status_code = 404
     code = "question_not_found"

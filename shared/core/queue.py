@@ -1,5 +1,6 @@
 """What the API and the workers agree on about the queue: task names and Celery's settings."""
 
+import logging
 from typing import Any
 
 from celery import Celery
@@ -9,9 +10,13 @@ from redis.exceptions import RedisError
 from shared.core.config import Settings
 from shared.core.errors import BrokerUnavailable
 
+logger = logging.getLogger(__name__)
+
 ANSWER_QUESTION_TASK = "questions.answer"
 RECONCILE_TASK = "questions.reconcile"
 PURGE_TASK = "conversations.purge"
+NOTIFY_HANDOFF_TASK = "handoffs.notify"  # the handoff webhook
+COMPARE_SUGGESTION_TASK = "suggestions.compare"  # a suggestion's similar entries (needs vectors)
 PURGE_INTERVAL_SECONDS = 3600
 
 
@@ -79,3 +84,19 @@ def enqueue_answer(producer: Celery, *, question_id: str, request_id: str | None
         )
     except (KombuError, RedisError, OSError) as exc:
         raise BrokerUnavailable(f"cannot queue question {question_id}: {exc}") from exc
+
+
+def send(producer: Celery, name: str, **kwargs: str) -> bool:
+    """Queue a background task whose work the reconciler also finds in the database; False when
+    the broker is down (the reconciler sends it later)."""
+    try:
+        producer.send_task(
+            name,
+            kwargs=kwargs,
+            retry=True,
+            retry_policy={"max_retries": 2, "interval_start": 0.1, "interval_step": 0.2},
+        )
+    except (KombuError, RedisError, OSError) as exc:
+        logger.warning("could not queue %s %s: %s", name, kwargs, exc)
+        return False
+    return True

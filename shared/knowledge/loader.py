@@ -95,6 +95,9 @@ class ParsedEntry:
     question: str
     answer: str
     kind: EntryKind
+    # The lines it was read from, [first, last + 1) (of a Q/A entry: its Q line to the last line
+    # of its answer), so that an entry can be edited in place.
+    lines: tuple[int, int] = (0, 0)
 
 
 def parse_document(text: str) -> list[ParsedEntry]:
@@ -103,6 +106,8 @@ def parse_document(text: str) -> list[ParsedEntry]:
     headings: list[str] = []
     question: list[str] | None = None
     answer: list[str] | None = None
+    opened = 0  # the line of the open entry's Q
+    last = 0  # the last line with text of the open entry
     prose: list[str] = []
 
     def flush_entry() -> None:
@@ -110,7 +115,7 @@ def parse_document(text: str) -> list[ParsedEntry]:
         if question is not None and answer is not None:
             q, a = " ".join(question).strip(), "\n".join(answer).strip()
             if q and a:
-                parsed.append(ParsedEntry(q, a, EntryKind.QA))
+                parsed.append(ParsedEntry(q, a, EntryKind.QA, (opened, last + 1)))
         question, answer = None, None
 
     def flush_prose() -> None:
@@ -121,13 +126,13 @@ def parse_document(text: str) -> list[ParsedEntry]:
             for chunk in _chunks(body, max_words=PASSAGE_MAX_WORDS):
                 parsed.append(ParsedEntry(title, chunk, EntryKind.PASSAGE))
 
-    for line in text.splitlines():
+    for number, line in enumerate(text.splitlines()):
         if match := _QUESTION_LINE.match(line):
             flush_entry()
             flush_prose()
-            question = [match.group(1)]
+            question, opened, last = [match.group(1)], number, number
         elif question is not None and answer is None and (match := _ANSWER_LINE.match(line)):
-            answer = [match.group(1)]
+            answer, last = [match.group(1)], number
         elif heading := _HEADING_LINE.match(line):
             flush_entry()
             flush_prose()
@@ -135,9 +140,11 @@ def parse_document(text: str) -> list[ParsedEntry]:
             headings[level - 1 :] = [heading.group(2)]
         elif answer is not None:
             answer.append(line.rstrip())
+            last = number if line.strip() else last
         elif question is not None:
             if line.strip():
                 question.append(line.strip())
+                last = number
         else:
             prose.append(line.rstrip())
     flush_entry()
@@ -173,19 +180,38 @@ def knowledge_files(path: Path) -> list[Path]:
     return sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in KNOWLEDGE_SUFFIXES)
 
 
+def entry_ids(name: str, parsed: list[ParsedEntry]) -> list[str]:
+    """The ids of one file's entries: its name and the question's slug, numbered when repeated."""
+    ids: list[str] = []
+    seen: set[str] = set()
+    for entry in parsed:
+        base_id = f"{name}#{slugify(entry.question)}"
+        entry_id, n = base_id, 2
+        while entry_id in seen:
+            entry_id, n = f"{base_id}-{n}", n + 1
+        seen.add(entry_id)
+        ids.append(entry_id)
+    return ids
+
+
+def file_name(file: Path, root: Path) -> str:
+    """How entry ids name a file: its path under the knowledge root, without its suffix."""
+    return file.relative_to(root).with_suffix("").as_posix()
+
+
 def load_entries(files: Iterable[Path], *, root: Path) -> list[Entry]:
     """Parse every file into entries whose ids (file + slug) stay stable across edits."""
     entries: list[Entry] = []
     seen: set[str] = set()
     for file in files:
-        name = file.relative_to(root).with_suffix("").as_posix()
-        for parsed in parse_document(file.read_text(encoding="utf-8")):
-            base_id = f"{name}#{slugify(parsed.question)}"
-            entry_id, n = base_id, 2
-            while entry_id in seen:
-                entry_id, n = f"{base_id}-{n}", n + 1
-            seen.add(entry_id)
-            entries.append(Entry(entry_id, parsed.question, parsed.answer, name, parsed.kind))
+        name = file_name(file, root)
+        parsed = parse_document(file.read_text(encoding="utf-8"))
+        for entry_id, entry in zip(entry_ids(name, parsed), parsed, strict=True):
+            unique, n = entry_id, 2
+            while unique in seen:  # "faq.md" and "faq.txt" both name "faq"
+                unique, n = f"{entry_id}-{n}", n + 1
+            seen.add(unique)
+            entries.append(Entry(unique, entry.question, entry.answer, name, entry.kind))
     return entries
 
 

@@ -5,7 +5,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Enum, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, Enum, Float, ForeignKey, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.core.db import Base, UTCDateTime, utcnow
@@ -76,3 +76,9 @@ class Question(Base):
     )
     message_id: Mapped[str | None] = mapped_column(String(36))
     standalone_question: Mapped[str | None] = mapped_column(Text)
+    # The vector it was retrieved with (float32, unit length) and the embedding model's name:
+    # the knowledge gaps are clusters of these.
+    vector: Mapped[bytes | None] = mapped_column(LargeBinary)
+    vector_model: Mapped[str | None] = mapped_column(String(64))
+    # Why a handoff answer handed off (low_confidence, customer_request).
+    handoff_reason: Mapped[str | None] = mapped_column(String(32))

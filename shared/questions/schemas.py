@@ -33,14 +33,18 @@ class AskRequest(BaseModel):
         return checked_text(value, "question")
 
 
-def checked_text(value: str, name: str) -> str:
-    """A customer's text, stripped: 3 to 2000 characters, a letter or digit, no control
-    characters."""
+def checked_text(
+    value: str,
+    name: str,
+    *,
+    min_length: int = MIN_QUESTION_LENGTH,
+    max_length: int = MAX_QUESTION_LENGTH,
+) -> str:
+    """A person's text, stripped: 3 to 2000 characters (unless said), a letter or digit, no
+    control characters."""
     value = value.strip()
-    if not MIN_QUESTION_LENGTH <= len(value) <= MAX_QUESTION_LENGTH:
-        raise ValueError(
-            f"{name} must be {MIN_QUESTION_LENGTH} to {MAX_QUESTION_LENGTH} characters long"
-        )
+    if not min_length <= len(value) <= max_length:
+        raise ValueError(f"{name} must be {min_length} to {max_length} characters long")
     if not any(char.isalnum() for char in value):
         raise ValueError(f"{name} must contain at least one letter or digit")
     if any(
@@ -154,6 +158,10 @@ class QuestionRecord(BaseModel):
         description="Why the model's wording was not sent, as a code (`misbound_figure`, "
         "`unverified_verdict`, `question_condition`, …); the draft itself stays internal."
     )
+    handoff_reason: str | None = Field(
+        default=None,
+        description="Why a handoff answer handed off: `low_confidence` or `customer_request`.",
+    )
     knowledge_version: str | None
     error: ErrorDetail | None
     provider: str | None
@@ -180,6 +188,7 @@ class QuestionRecord(BaseModel):
             sources=[Source(**source) for source in question.sources or []],
             origin=_origin(question.origin),
             fallback_reason=question.fallback_reason,
+            handoff_reason=question.handoff_reason,
             knowledge_version=question.knowledge_version,
             error=error,
             provider=question.provider,

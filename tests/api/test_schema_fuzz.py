@@ -1,6 +1,8 @@
 """Schemathesis against the live API (real HTTP, a real worker): no 5xx, responses as documented."""
 
+import shutil
 import uuid
+from pathlib import Path
 
 import pytest
 import schemathesis
@@ -16,11 +18,14 @@ EXAMPLES_PER_OPERATION = 30
 
 
 def test_api_honours_its_openapi_schema(
-    base_settings: Settings, start_worker: StartWorker, start_api: StartApi
+    base_settings: Settings, start_worker: StartWorker, start_api: StartApi, tmp_path: Path
 ) -> None:
+    knowledge = tmp_path / "knowledge"  # the fuzzer adds, edits and removes entries
+    shutil.copytree(base_settings.knowledge_path, knowledge)
     fuzz = base_settings.model_copy(
         update={"celery_queue": f"fuzz-{uuid.uuid4().hex[:6]}", "rate_limit_per_minute": 0,
-                "max_queue_depth": 0, "sse_keepalive_seconds": 0.2}
+                "message_rate_limit_per_minute": 0, "max_queue_depth": 0,
+                "sse_keepalive_seconds": 0.2, "knowledge_path": knowledge}
     )  # fmt: skip
     start_worker(fuzz)
     api = start_api(fuzz)
