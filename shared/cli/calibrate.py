@@ -1,12 +1,15 @@
 """Fit the confidence curve for the knowledge base the service answers from.
 
     support-assistant calibrate [--questions FILE.jsonl ...] [--split tune] [--paraphrases N]
-                                [--write]
+                                [--outcomes] [--write]
 
 Answerable examples: labelled questions (`{"query", "entry_id"}` lines) and paraphrases of each
 entry's question written by the configured model (`--paraphrases N`). Out-of-scope examples:
 lines without an `entry_id`, and a built-in set of general questions no shop's base answers
-(shared/knowledge/out_of_scope.jsonl). The curve is
+(shared/knowledge/out_of_scope.jsonl). `--outcomes` adds what real conversations showed (the
+database at DATABASE_URL; see shared/learning/outcomes.py): answers rated up and handoffs the base
+could have answered after all count as answerable; answers rated down and handoffs a person
+answered with new knowledge as out of scope. The curve is
 fitted with both classes weighted equally; the command prints the curve before and after, and how
 many of the examples each side of the handoff threshold would move. `--write` keeps the curve in
 the knowledge folder (calibration.json), where every process picks it up.
@@ -19,7 +22,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from shared.core.config import Settings, get_settings
+from shared.core.db import create_db_engine, create_session_factory, session_scope
 from shared.knowledge import KnowledgeBase, KnowledgeStore
 from shared.knowledge.calibration import (
     calibration_path,
@@ -29,6 +35,7 @@ from shared.knowledge.calibration import (
     save_calibration,
     top_cosines,
 )
+from shared.learning.outcomes import Outcomes, read_outcomes
 from shared.llm import Passage, create_http_client, create_provider
 
 BUILT_IN_OUT_OF_SCOPE = Path(__file__).parents[1] / "knowledge" / "out_of_scope.jsonl"
@@ -90,6 +97,11 @@ def main(argv: list[str] | None = None) -> int:
         default=0,
         help="paraphrases per entry written by the configured model",
     )
+    parser.add_argument(
+        "--outcomes",
+        action="store_true",
+        help="add the outcomes of real conversations (ratings, resolved handoffs)",
+    )
     parser.add_argument("--write", action="store_true", help="keep the fitted curve")
     args = parser.parse_args(argv)
     settings = get_settings()
@@ -106,13 +118,22 @@ def main(argv: list[str] | None = None) -> int:
         written = paraphrases(base, _paraphraser(settings), per_entry=args.paraphrases)
         answerable += written
         sources.append(f"{len(written)} model paraphrases")
-    if not answerable:
-        print(
-            "no answerable examples: give --questions, --paraphrases or --history", file=sys.stderr
-        )
-        return 2
     inside, outside = top_cosines(base, answerable), top_cosines(base, out_of_scope)
     sources.append(f"{len(out_of_scope)} out of scope")
+    if args.outcomes:
+        outcomes = _outcomes(settings, base)
+        inside = np.concatenate([inside, outcomes.answerable])
+        outside = np.concatenate([outside, outcomes.out_of_scope])
+        told = ", ".join(f"{n} {kind}" for kind, n in sorted(outcomes.counts.items()))
+        sources.append(f"outcomes: {told or 'none yet'}")
+        if outcomes.skipped:
+            sources.append(f"{outcomes.skipped} outcomes without a usable vector left out")
+    if not len(inside):
+        print(
+            "no answerable examples: give --questions, --paraphrases or --outcomes",
+            file=sys.stderr,
+        )
+        return 2
     before = effective_calibration(base, settings)
     after = fit_curve(inside, outside, fitted_on=f"knowledge {base.version}: " + ", ".join(sources))
     print(f"knowledge base {base.version} ({len(base.entries)} entries): {', '.join(sources)}")
@@ -126,6 +147,15 @@ def main(argv: list[str] | None = None) -> int:
         save_calibration(path, after)
         print(f"written to {path}; every process picks it up at its next check")
     return 0
+
+
+def _outcomes(settings: Settings, base: KnowledgeBase) -> Outcomes:
+    engine = create_db_engine(settings.database_url)
+    try:
+        with session_scope(create_session_factory(engine)) as session:
+            return read_outcomes(session=session, base=base)
+    finally:
+        engine.dispose()
 
 
 def _paraphraser(settings: Settings) -> Callable[[str], str]:
