@@ -168,7 +168,9 @@ def base_settings(redis_url: str, database_url: str) -> Settings:
 def settings_env(settings: Settings) -> dict[str, str]:
     """The environment a child process needs to read `settings` back."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OLLAMA_", "LLM_"))}
-    for name, value in settings.model_dump(mode="json").items():
+    # Only what was set: a child reads the rest as a deployment would (the knowledge base's own
+    # confidence curve among them, which explicit CONFIDENCE_* variables would override).
+    for name, value in settings.model_dump(mode="json", exclude_unset=True).items():
         if value is not None:
             env[name.upper()] = str(value)
     env["PYTHONUNBUFFERED"] = "1"

@@ -14,7 +14,13 @@ import numpy as np
 from shared.answering.context import StandaloneQuestion, standalone_question
 from shared.answering.handoff import HandoffReason, asks_for_a_person
 from shared.answering.selection import Selection, select_units
-from shared.answering.verification import GatedStream, Verifier, places, strip_citations
+from shared.answering.verification import (
+    GatedStream,
+    Verifier,
+    places,
+    strip_citations,
+    unmentioned_subject,
+)
 from shared.core.config import Settings
 from shared.knowledge import KnowledgeBase, RetrievalMethod, SearchHit
 from shared.knowledge.calibration import Calibration, effective_calibration
@@ -241,7 +247,10 @@ def answer_question(
             **extra,
         )
 
-    if not hits or confidence < settings.handoff_threshold:
+    confident = bool(hits) and confidence >= settings.handoff_threshold
+    # Confident retrieval of an entry that names nothing the customer asks the shop to have.
+    unmentioned = confident and bool(unmentioned_subject(question, hits[0].entry))
+    if not confident or unmentioned:
         if on_token is not None:
             on_token(settings.handoff_message)
         return make(
@@ -249,6 +258,7 @@ def answer_question(
             AnswerOrigin.HANDOFF,
             provider.model,
             handoff_reason=HandoffReason.LOW_CONFIDENCE,
+            fallback_reason="unmentioned_subject" if unmentioned else None,
         )
 
     selection = select_units(

