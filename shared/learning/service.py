@@ -41,7 +41,10 @@ def draft_suggestion(*, session: Session, handoff: Handoff) -> Suggestion | None
     if not replies:
         return None
     packet = Packet.model_validate(handoff.packet)
-    question = (packet.standalone_question or packet.customer_message).strip()
+    asked, standalone = packet.customer_message.strip(), (packet.standalone_question or "").strip()
+    # A standalone question a model rewrote reads as one; one made by joining the earlier turn
+    # to the message (no model to rewrite it) does not: then the message is the question.
+    question = standalone if standalone and not standalone.endswith(asked) else asked
     if not question:
         return None
     suggestion = Suggestion(
