@@ -18,6 +18,8 @@ from api.middleware import AccessControl, BodySizeLimit, RequestContext
 from api.routes import analytics, conversations, inbox, knowledge, questions, system
 from api.security import RateLimiter, StreamSlots
 from api.waiter import AnswerWaiter
+from api.web import routes as web
+from api.web.sessions import ConsoleSessions
 from shared import __version__
 from shared.core.config import Settings, get_settings
 from shared.core.db import create_db_engine, create_session_factory
@@ -110,7 +112,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         AccessControl,
         settings=settings,
         limiter=lambda: app.state.services.limiter,
-        open_paths={"/health", f"{settings.api_prefix}/health"},
+        open_paths={"/health", f"{settings.api_prefix}/health", *web.OPEN_PATHS},
+        console_sessions=lambda: ConsoleSessions(app.state.services.redis),
     )
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(HttpMetrics, registry=registry)
@@ -119,7 +122,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origin_list,
-            allow_methods=["GET", "POST", "DELETE"],
+            allow_methods=["GET", "POST", "PUT", "DELETE"],
             allow_headers=[
                 "Authorization",
                 "Content-Type",
@@ -141,4 +144,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(knowledge.router, prefix=settings.api_prefix)
     app.include_router(inbox.router, prefix=settings.api_prefix)
     app.include_router(analytics.router, prefix=settings.api_prefix)
+    app.include_router(web.router)
     return app

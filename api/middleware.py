@@ -8,7 +8,8 @@ import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from api.security import Keys, Principal, RateLimiter, client_address, key_id
+from api.security import Keys, Principal, RateLimiter, Role, client_address, key_id
+from api.web.sessions import CSRF_HEADER, SESSION_COOKIE, ConsoleSessions, cookie_value
 from shared.core.config import Settings
 from shared.core.logs import request_id_var
 
@@ -117,6 +118,9 @@ class BodySizeLimit:
         )
 
 
+SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+
+
 def bearer_token(scope: Scope) -> str | None:
     for name, value in scope.get("headers", []):
         if name == b"authorization":
@@ -147,9 +151,11 @@ class AccessControl:
         settings: Settings,
         limiter: Callable[[], RateLimiter],
         open_paths: set[str],
+        console_sessions: Callable[[], ConsoleSessions],
     ) -> None:
         self.app = app
-        self.open_paths = open_paths  # liveness probes never need a key
+        self.open_paths = open_paths  # liveness probes and the browser pages never need a key
+        self.console_sessions = console_sessions
         self.keys = Keys(settings)
         self.trusted = settings.trusted_proxy_networks
         self.limit = settings.rate_limit_per_minute
@@ -161,6 +167,20 @@ class AccessControl:
             return
         token = bearer_token(scope)
         role = self.keys.role_of(token)
+        identity = key_id(token if self.keys.configured else None)
+        if token is None and (session_id := cookie_value(scope["headers"], SESSION_COOKIE)):
+            # The console: a signed-in operator's session cookie stands for their key; whatever
+            # changes something must also carry the session's CSRF token.
+            session = await self.console_sessions().get(session_id)
+            if session is not None:
+                if scope["method"] not in SAFE_METHODS and not session.csrf_matches(
+                    _header(scope, CSRF_HEADER.encode())
+                ):
+                    await send_error(
+                        send, 403, "csrf_failed", "the console's CSRF token is missing or wrong"
+                    )
+                    return
+                role, identity = Role.OPERATOR, session.key_id
         if role is None:
             await send_error(
                 send, 401, "unauthorized", "a valid API key is needed: Authorization: Bearer <key>",
@@ -171,7 +191,7 @@ class AccessControl:
         forwarded = _header(scope, b"x-forwarded-for")
         principal = Principal(
             role=role,
-            key_id=key_id(token if self.keys.configured else None),
+            key_id=identity,
             client=client_address(peer[0] if peer else None, forwarded, self.trusted),
         )
         scope.setdefault("state", {})["principal"] = principal

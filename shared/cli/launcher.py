@@ -189,7 +189,9 @@ def run() -> int:
             group.start(name, command, env)
         host = settings.api_host
         print(
-            f"\n  API      http://{host}:{settings.api_port}{settings.api_prefix}\n"
+            f"\n  Chat     http://{host}:{settings.api_port}/  (a demo page with the widget)\n"
+            f"  Console  http://{host}:{settings.api_port}/console\n"
+            f"  API      http://{host}:{settings.api_port}{settings.api_prefix}\n"
             f"  Docs     http://{host}:{settings.api_port}/docs\n"
             f"  Flower   http://{settings.flower_host}:{settings.flower_port}\n"
             f"  Metrics  http://{host}:{settings.api_port}/metrics (API), "

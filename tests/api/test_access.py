@@ -37,12 +37,16 @@ def test_chunked_oversized_body_is_413_too(client: TestClient) -> None:
     assert response.status_code == 413
 
 
-def test_api_keys_guard_everything_but_health(
+def test_api_keys_guard_everything_but_health_and_the_pages(
     worker: WorkerProcess, base_settings: Settings
 ) -> None:
     with _api(base_settings, api_keys="alpha-key,beta-key", rate_limit_per_minute=0) as api:
         assert api.get("/api/v1/health").status_code == 200
-        for path in ("/api/v1/history", "/api/v1/ready", "/api/v1/knowledge", "/"):
+        # The demo page, the widget script and the console's sign-in page hold no data.
+        for page in ("/", "/widget.js", "/console"):
+            assert api.get(page).status_code == 200, page
+        assert "Operator key" in api.get("/console").text  # only the sign-in page
+        for path in ("/api/v1/history", "/api/v1/ready", "/api/v1/knowledge", "/docs", "/x"):
             refused = api.get(path)
             assert refused.status_code == 401, path
             assert refused.headers["WWW-Authenticate"] == "Bearer"
