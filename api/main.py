@@ -134,6 +134,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             ],
             expose_headers=["Location", "Retry-After", "Preference-Applied", "X-Request-ID"],
         )
+    app.include_router(web.router)  # first: `/` is the demo page for a browser
     app.include_router(system.router, include_in_schema=False)
     app.include_router(system.router, prefix=settings.api_prefix)
     app.include_router(system.operators, include_in_schema=False)
@@ -144,5 +145,4 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(knowledge.router, prefix=settings.api_prefix)
     app.include_router(inbox.router, prefix=settings.api_prefix)
     app.include_router(analytics.router, prefix=settings.api_prefix)
-    app.include_router(web.router)
     return app

@@ -14,7 +14,12 @@ from fastapi.responses import StreamingResponse
 
 from api.deps import Services, ServicesDep, require_operator
 from shared.analytics.schemas import Report
-from shared.analytics.service import EXPORT_FIELDS, export_rows, report
+from shared.analytics.service import (
+    EXPORT_FIELDS,
+    export_conversations,
+    export_rows,
+    report,
+)
 from shared.core.db import session_scope, utcnow
 from shared.core.errors import AppError
 from shared.core.schemas import ErrorResponse
@@ -29,6 +34,7 @@ router = APIRouter(
     },
 )
 DEFAULT_PERIOD = timedelta(days=30)
+EXPORT_BATCH = 200  # conversations read per transaction
 
 Since = Annotated[
     datetime | None,
@@ -77,22 +83,43 @@ def analytics(services: ServicesDep, since: Since = None, until: Until = None) -
         )
 
 
+# A cell a spreadsheet would run as a formula (a customer could write one).
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell(value: object) -> object:
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
 def _export(services: Services, start: datetime, end: datetime, fmt: ExportFormat) -> Iterator[str]:
+    """Rows in batches, each read in a short transaction of its own: no transaction stays open
+    while the client downloads."""
     with session_scope(services.sessions) as session:
+        conversation_ids = export_conversations(session=session, since=start, until=end)
+    if fmt is ExportFormat.CSV:
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=EXPORT_FIELDS)
+        writer.writeheader()
+        yield buffer.getvalue()
+    for batch in range(0, len(conversation_ids), EXPORT_BATCH):
+        with session_scope(services.sessions) as session:
+            rows = list(
+                export_rows(
+                    session=session,
+                    conversation_ids=conversation_ids[batch : batch + EXPORT_BATCH],
+                )
+            )
         if fmt is ExportFormat.CSV:
             buffer = io.StringIO()
             writer = csv.DictWriter(buffer, fieldnames=EXPORT_FIELDS)
-            writer.writeheader()
-            for row in export_rows(session=session, since=start, until=end):
-                writer.writerow({**row, "sources": " ".join(row["sources"])})
-                if buffer.tell() > 64_000:
-                    yield buffer.getvalue()
-                    buffer.seek(0)
-                    buffer.truncate()
+            for row in rows:
+                row = {**row, "sources": " ".join(row["sources"])}
+                writer.writerow({name: _cell(value) for name, value in row.items()})
             yield buffer.getvalue()
         else:
-            for row in export_rows(session=session, since=start, until=end):
-                yield json.dumps(row, ensure_ascii=False) + "\n"
+            yield "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
 
 
 @router.get(

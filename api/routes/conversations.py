@@ -74,8 +74,9 @@ def allowed(
     started for them (their signed identity)."""
     if principal.is_operator:
         return True
-    if customer is not None and conversation.customer_id == customer:
-        return True
+    if conversation.customer_id is not None and customer is not None:
+        # A signed-in customer's conversation is theirs alone, whatever token another presents.
+        return conversation.customer_id == customer
     return token_matches(conversation, token)
 
 

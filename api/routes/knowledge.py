@@ -1,10 +1,12 @@
 """The knowledge base the service answers from: its entries, changes to them (recorded, and
 reloaded by every process at once), and the suggestions learned from resolved conversations."""
 
+import logging
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.concurrency import run_in_threadpool
+from redis.exceptions import RedisError
 
 from api.deps import OperatorDep, Services, ServicesDep, require_operator
 from shared.core.db import session_scope
@@ -34,6 +36,7 @@ from shared.learning.schemas import (
     SuggestionView,
 )
 
+logger = logging.getLogger(__name__)
 router = APIRouter(
     prefix="/knowledge",
     tags=["knowledge"],
@@ -60,8 +63,13 @@ async def knowledge_info(services: ServicesDep) -> KnowledgeInfo:
 
 
 def _reload(services: Services) -> str:
-    """Re-read the files here, and tell every worker to; the new version."""
-    force_knowledge_reload(services.sync_redis)
+    """Re-read the files here, and tell every worker to; the new version. With Redis down the
+    change stands all the same: the workers see the files change within
+    KNOWLEDGE_CHECK_INTERVAL."""
+    try:
+        force_knowledge_reload(services.sync_redis)
+    except RedisError as exc:
+        logger.warning("could not tell the workers to reload the knowledge base: %s", exc)
     return services.knowledge.reload().version
 
 

@@ -7,9 +7,16 @@ from pathlib import Path
 from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Request
-from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from fastapi.responses import (
+    FileResponse,
+    HTMLResponse,
+    JSONResponse,
+    RedirectResponse,
+    Response,
+)
 
 from api.deps import ServicesDep
+from api.routes.system import root
 from api.security import Keys, Role, key_id
 from api.web.sessions import (
     CSRF_COOKIE,
@@ -32,6 +39,7 @@ OPEN_PATHS = {
     "/console/console.css",
 }
 MAX_FORM_BYTES = 4096
+SIGN_IN_ATTEMPTS_PER_MINUTE = 10  # per client address: keys are not guessed by the thousand
 NO_STORE = {"Cache-Control": "no-store"}
 
 
@@ -47,9 +55,12 @@ def _secure(request: Request) -> bool:
     return request.url.scheme == "https"
 
 
-@router.get("/", response_class=HTMLResponse)
-def demo_page(services: ServicesDep) -> HTMLResponse:
-    """A demo shop page with the widget embedded, as a company would embed it."""
+@router.get("/", response_model=None)
+def demo_page(request: Request, services: ServicesDep) -> Response:
+    """For a browser, a demo shop page with the widget embedded, as a company would embed it;
+    for an API client, what this service is (as `GET /api/v1/`)."""
+    if "text/html" not in request.headers.get("accept", ""):
+        return JSONResponse(root().model_dump(mode="json"))
     keys = services.settings.public_key_list
     return HTMLResponse(_page("demo.html", key=keys[0] if keys else ""))
 
@@ -122,6 +133,10 @@ async def _form(request: Request) -> dict[str, str]:
 @router.post("/console/login")
 async def sign_in(request: Request, services: ServicesDep) -> Response:
     """Exchange an operator's key for a session cookie (HttpOnly, SameSite=Strict, 8 hours)."""
+    client = request.client.host if request.client else "unknown"
+    await services.limiter.check(
+        f"console-sign-in:{client}", scope="sign-in attempts", limit=SIGN_IN_ATTEMPTS_PER_MINUTE
+    )
     form = await _form(request)
     expected = request.cookies.get(CSRF_COOKIE)
     offered = form.get("csrf")

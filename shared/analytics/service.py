@@ -1,18 +1,21 @@
 """Analytics over a period: what the assistant resolved, what went to people, how long things
 took, and where the knowledge base has gaps. Definitions (after Intercom's for Fin):
 
-- A conversation is *involved* when the assistant answered in it during the period.
-- The assistant *resolved* an involved conversation when it was not handed off and no reply of
-  the assistant was rated down, and either the customer rated an answer up (*confirmed*) or the
-  conversation went quiet after the assistant's last answer for RESOLUTION_QUIET_MINUTES
-  (*assumed*: the customer left without asking for more). Involved conversations that are neither
-  resolved nor failed yet are *pending*.
+- A conversation is *involved* when the assistant replied in it (an answer, or the notice of a
+  handoff).
+- The assistant *resolved* an involved conversation when no person took part (no handoff of any
+  kind, no reply of the support team) and no reply of the assistant was rated down, and either the
+  customer rated an answer of the assistant up (*confirmed*) or the conversation went quiet after
+  the assistant's last reply for RESOLUTION_QUIET_MINUTES (*assumed*: the customer left without
+  asking for more). Involved conversations that are neither resolved nor out of the count yet are
+  *pending*.
 - The *handoff rate* counts involved conversations the assistant handed to a person (low
   confidence, the customer asked, the model failed); an operator taking a conversation over on
-  their own is not a handoff of the assistant's.
+  their own is not a handoff of the assistant's (but the conversation is then not the assistant's
+  resolution either).
 
-Period membership: conversations and their outcomes by the conversation's creation time; message,
-handoff and rating counts by their own time."""
+Period membership: conversations and their outcomes (handoffs and ratings whenever they came) by
+the conversation's creation time; the counts of messages, handoffs and ratings by their own time."""
 
 import statistics
 from collections import Counter, defaultdict
@@ -45,7 +48,7 @@ from shared.questions.models import Question
 
 GAP_EXAMPLES = 5
 REPLY_ROLES = (MessageRole.ASSISTANT, MessageRole.AGENT)
-MAX_GAP_QUESTIONS = 5000  # the most recent gap questions clustered in one report
+MAX_GAP_QUESTIONS = 1000  # the most recent gap questions clustered in one report
 
 
 def _share(part: int, whole: int) -> float | None:
@@ -61,8 +64,9 @@ class _Thread:
     """One conversation's messages and outcome, as the report needs them."""
 
     messages: list[Message] = field(default_factory=list)
-    handed_off: bool = False
-    ups: int = 0
+    handed_off: bool = False  # by the assistant, at any time
+    with_a_person: bool = False  # handed off, taken over by an operator, or a person replied
+    ups: int = 0  # ratings of the assistant's replies
     downs: int = 0
 
 
@@ -77,44 +81,43 @@ def report(
     now: datetime | None = None,
 ) -> Report:
     now = now or utcnow()
-    conversation_ids = list(
-        session.scalars(
-            select(Conversation.id).where(
-                Conversation.created_at >= since, Conversation.created_at < until
-            )
-        )
+    in_period = select(Conversation.id).where(
+        Conversation.created_at >= since, Conversation.created_at < until
     )
+    conversation_ids = list(session.scalars(in_period))
     threads: dict[str, _Thread] = defaultdict(_Thread)
-    for message in session.scalars(
-        select(Message)
-        .where(Message.conversation_id.in_(select(Conversation.id).where(
-            Conversation.created_at >= since, Conversation.created_at < until
-        )))
-        .order_by(Message.created_at)
-    ):  # fmt: skip
+    roles_by_id: dict[str, MessageRole] = {}
+    messages = select(Message).where(Message.conversation_id.in_(in_period))
+    for message in session.scalars(messages.order_by(Message.created_at)):
         threads[message.conversation_id].messages.append(message)
+        roles_by_id[message.id] = message.role
+        if message.role is MessageRole.AGENT:
+            threads[message.conversation_id].with_a_person = True
+    # Outcomes of the period's conversations: their handoffs and ratings whenever they came.
+    for handoff in session.scalars(select(Handoff).where(Handoff.conversation_id.in_(in_period))):
+        thread = threads[handoff.conversation_id]
+        thread.with_a_person = True
+        thread.handed_off = thread.handed_off or handoff.reason != OPERATOR_REASON
+    for rating in session.scalars(select(Feedback).where(Feedback.conversation_id.in_(in_period))):
+        if roles_by_id.get(rating.message_id) is not MessageRole.ASSISTANT:
+            continue  # a person's reply rated: not the assistant's outcome
+        thread = threads[rating.conversation_id]
+        if rating.rating is Rating.UP:
+            thread.ups += 1
+        else:
+            thread.downs += 1
+    # Counts of the period's events.
     handoffs = list(
         session.scalars(
             select(Handoff).where(Handoff.created_at >= since, Handoff.created_at < until)
         )
     )
     by_assistant = [h for h in handoffs if h.reason != OPERATOR_REASON]
-    for handoff in by_assistant:
-        if handoff.conversation_id in threads:
-            threads[handoff.conversation_id].handed_off = True
     ratings = list(
         session.scalars(
             select(Feedback).where(Feedback.updated_at >= since, Feedback.updated_at < until)
         )
     )
-    for rating in session.scalars(
-        select(Feedback).where(Feedback.conversation_id.in_(conversation_ids))
-    ):
-        thread = threads[rating.conversation_id]
-        if rating.rating is Rating.UP:
-            thread.ups += 1
-        else:
-            thread.downs += 1
 
     period_messages = list(
         session.scalars(
@@ -143,8 +146,7 @@ def report(
         involved += 1
         if thread.handed_off:
             handed_off += 1
-            continue
-        if thread.downs:
+        if thread.with_a_person or thread.downs:
             continue
         if thread.ups:
             confirmed += 1
@@ -313,33 +315,33 @@ def _covering(
 def cluster_vectors(vectors: npt.NDArray[np.float32], *, threshold: float) -> list[list[int]]:
     """Group unit vectors by meaning: average-linkage agglomerative clustering over cosine,
     merging the two closest groups while their mean pairwise cosine is at least `threshold`.
-    Rows of `vectors` in, lists of row numbers out, the largest group first."""
+    Rows of `vectors` in, lists of row numbers out, the largest group first. Each merge updates
+    one row of the group-to-group means (O(n) work besides finding the best pair)."""
     count = len(vectors)
     if count == 0:
         return []
-    similarity = (vectors @ vectors.T).astype(np.float64)
-    groups: dict[int, list[int]] = {i: [i] for i in range(count)}
-    # link[a, b]: sum of pairwise cosines between groups a and b (mean = sum / sizes).
-    link = similarity.copy()
-    np.fill_diagonal(link, -np.inf)
+    # sums[a, b]: the sum of pairwise cosines between groups a and b; mean = sums / sizes.
+    sums = (vectors @ vectors.T).astype(np.float64)
+    mean = sums.copy()
+    np.fill_diagonal(mean, -np.inf)
     sizes = np.ones(count)
     alive = np.ones(count, dtype=bool)
+    groups: dict[int, list[int]] = {i: [i] for i in range(count)}
     while len(groups) > 1:
-        mean = link / np.outer(sizes, sizes)
-        mean[~alive, :] = -np.inf
-        mean[:, ~alive] = -np.inf
         row, column = np.unravel_index(int(np.argmax(mean)), mean.shape)
         if mean[row, column] < threshold:
             break
         a, b = int(min(row, column)), int(max(row, column))
         groups[a] += groups.pop(b)
-        link[a, :] += link[b, :]
-        link[:, a] += link[:, b]
-        link[a, a] = -np.inf
+        sums[a, :] += sums[b, :]
+        sums[:, a] = sums[a, :]
         sizes[a] += sizes[b]
         alive[b] = False
-        link[b, :] = -np.inf
-        link[:, b] = -np.inf
+        mean[a, :] = np.where(alive, sums[a, :] / (sizes[a] * sizes), -np.inf)
+        mean[a, a] = -np.inf
+        mean[:, a] = mean[a, :]
+        mean[b, :] = -np.inf
+        mean[:, b] = -np.inf
     return sorted(groups.values(), key=lambda rows: (-len(rows), rows[0]))
 
 
@@ -360,39 +362,38 @@ EXPORT_FIELDS = (
 )
 
 
-def export_rows(
-    *, session: Session, since: datetime, until: datetime, batch: int = 500
-) -> Iterator[dict[str, Any]]:
-    """Every message of the conversations created in the period, a row each, in order — read in
-    batches, so an export of any size streams."""
-    conversations = (
+def export_conversations(*, session: Session, since: datetime, until: datetime) -> list[str]:
+    """The ids of the conversations started in the period, in order."""
+    query = (
         select(Conversation.id)
         .where(Conversation.created_at >= since, Conversation.created_at < until)
         .order_by(Conversation.created_at, Conversation.id)
     )
-    ids = list(session.scalars(conversations))
-    for start in range(0, len(ids), batch):
-        chunk = ids[start : start + batch]
-        rows = session.execute(
-            select(Message, Conversation, Feedback)
-            .join(Conversation, Conversation.id == Message.conversation_id)
-            .outerjoin(Feedback, Feedback.message_id == Message.id)
-            .where(Message.conversation_id.in_(chunk))
-            .order_by(Conversation.created_at, Conversation.id, Message.created_at)
-        )
-        for message, conversation, feedback in rows:
-            yield {
-                "conversation_id": conversation.id,
-                "conversation_status": conversation.status.value,
-                "conversation_created_at": conversation.created_at.isoformat(),
-                "message_id": message.id,
-                "role": message.role.value,
-                "author": message.author,
-                "text": message.text,
-                "created_at": message.created_at.isoformat(),
-                "action": message.action,
-                "origin": message.origin,
-                "sources": [source.get("id") for source in message.sources or []],
-                "rating": feedback.rating.value if feedback else None,
-                "rating_comment": feedback.comment if feedback else None,
-            }
+    return list(session.scalars(query))
+
+
+def export_rows(*, session: Session, conversation_ids: list[str]) -> Iterator[dict[str, Any]]:
+    """Every message of these conversations, a row each, in order."""
+    rows = session.execute(
+        select(Message, Conversation, Feedback)
+        .join(Conversation, Conversation.id == Message.conversation_id)
+        .outerjoin(Feedback, Feedback.message_id == Message.id)
+        .where(Message.conversation_id.in_(conversation_ids))
+        .order_by(Conversation.created_at, Conversation.id, Message.created_at)
+    )
+    for message, conversation, feedback in rows:
+        yield {
+            "conversation_id": conversation.id,
+            "conversation_status": conversation.status.value,
+            "conversation_created_at": conversation.created_at.isoformat(),
+            "message_id": message.id,
+            "role": message.role.value,
+            "author": message.author,
+            "text": message.text,
+            "created_at": message.created_at.isoformat(),
+            "action": message.action,
+            "origin": message.origin,
+            "sources": [source.get("id") for source in message.sources or []],
+            "rating": feedback.rating.value if feedback else None,
+            "rating_comment": feedback.comment if feedback else None,
+        }

@@ -20,6 +20,7 @@ from shared.knowledge.store import KnowledgeBase
 from shared.learning.models import Suggestion, SuggestionStatus
 
 SIMILAR_SHOWN = 3
+NOT_COMPARED = "none"  # vector_model of a suggestion compared without embeddings
 
 
 class SuggestionNotFound(NotFound):
@@ -66,6 +67,7 @@ def compare(*, suggestion: Suggestion, knowledge: KnowledgeBase, duplicate_cosin
     index = knowledge.index
     vector = knowledge.embed_query(suggestion.question)
     if vector is None or index.vectors is None or index.embedder is None:
+        suggestion.vector_model = NOT_COMPARED  # no embeddings: not asked again
         return False
     cosines = index.vectors.questions @ vector
     best = np.argsort(-cosines, kind="stable")[:SIMILAR_SHOWN]
@@ -90,7 +92,7 @@ def compare(*, suggestion: Suggestion, knowledge: KnowledgeBase, duplicate_cosin
 def uncompared(*, session: Session, limit: int = 50) -> list[str]:
     """Pending suggestions whose similar entries were never computed (their task was lost)."""
     query = select(Suggestion.id).where(
-        Suggestion.status == SuggestionStatus.PENDING, Suggestion.vector.is_(None)
+        Suggestion.status == SuggestionStatus.PENDING, Suggestion.vector_model.is_(None)
     )
     return list(session.scalars(query.order_by(Suggestion.created_at).limit(limit)))
 

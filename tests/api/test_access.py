@@ -46,6 +46,9 @@ def test_api_keys_guard_everything_but_health_and_the_pages(
         for page in ("/", "/widget.js", "/console"):
             assert api.get(page).status_code == 200, page
         assert "Operator key" in api.get("/console").text  # only the sign-in page
+        demo = api.get("/", headers={"Accept": "text/html"})
+        assert 'src="/widget.js"' in demo.text  # a browser gets the demo page
+        assert api.get("/").json()["status"] == "running"  # an API client, what the service is
         for path in ("/api/v1/history", "/api/v1/ready", "/api/v1/knowledge", "/docs", "/x"):
             refused = api.get(path)
             assert refused.status_code == 401, path

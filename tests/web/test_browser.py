@@ -314,6 +314,9 @@ def test_the_console_needs_an_operators_sign_in(system: System, browser: Any) ->
     )
     assert allowed.status == 200
 
+    page.goto(f"{system.base}/")  # the demo page embeds the widget too
+    page.locator("[data-support-assistant] .launcher").wait_for()
+    page.goto(f"{system.base}/console")
     page.click("text=Sign out")
     page.locator("#key").wait_for()
     assert context.request.get(f"{system.base}/api/v1/inbox").status == 401

@@ -80,7 +80,8 @@
       if (a.getAttribute("href") === "#" + hash.split("/")[0]) a.setAttribute("aria-current", "page");
       else a.removeAttribute("aria-current");
     });
-    if (hash.indexOf("conversation/") === 0) conversation(hash.slice(13));
+    var id = hash.indexOf("conversation/") === 0 ? hash.slice(13) : null;
+    if (id && /^[0-9a-f-]{36}$/.test(id)) conversation(id);
     else if (hash === "knowledge") knowledge();
     else if (hash === "analytics") analytics();
     else inbox();

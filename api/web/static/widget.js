@@ -19,7 +19,17 @@
   var key = script.getAttribute("data-key") || "";
   var identity = script.getAttribute("data-identity") || "";
   var title = script.getAttribute("data-title") || "Help";
-  var storageKey = "support-assistant:" + base + ":" + key.slice(0, 8);
+  // One stored conversation per site, key and signed-in customer: another customer signing in on
+  // the same browser never continues someone else's conversation.
+  var storageKey = "support-assistant:" + base + ":" + key.slice(0, 8) + ":" + subject(identity);
+
+  function subject(token) {
+    if (!token) return "anonymous";
+    try {
+      var part = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+      return "customer:" + JSON.parse(atob(part)).sub;
+    } catch (e) { return "customer:" + token.slice(-16); }
+  }
 
   var STYLE = [
     // !important here wins over the page's own !important rules on the host element.
