@@ -64,9 +64,13 @@ def create_conversation(
     return conversation, token
 
 
-def get_conversation(*, session: Session, conversation_id: str) -> Conversation:
-    """The conversation, or `ConversationNotFound`."""
-    conversation = session.get(Conversation, conversation_id)
+def get_conversation(
+    *, session: Session, conversation_id: str, for_update: bool = False
+) -> Conversation:
+    """The conversation, or `ConversationNotFound`. `for_update` locks its row until the commit
+    (on PostgreSQL), so that the assistant, the customer and a person changing its status one
+    after the other never overwrite each other."""
+    conversation = session.get(Conversation, conversation_id, with_for_update=for_update)
     if conversation is None:
         raise ConversationNotFound(conversation_id)
     return conversation
@@ -182,7 +186,9 @@ def submit_message(
             if conversation_id is None:
                 conversation, token = create_conversation(session=session, customer_id=customer_id)
             else:
-                conversation = get_conversation(session=session, conversation_id=conversation_id)
+                conversation = get_conversation(
+                    session=session, conversation_id=conversation_id, for_update=True
+                )
             message = add_message(
                 session=session, conversation=conversation, role=MessageRole.CUSTOMER, text=text
             )
@@ -291,7 +297,9 @@ def _conversation_of(session: Session, question_id: str) -> Conversation | None:
     conversation_id = session.scalar(
         select(Question.conversation_id).where(Question.id == question_id)
     )
-    return session.get(Conversation, conversation_id) if conversation_id else None
+    if not conversation_id:
+        return None
+    return session.get(Conversation, conversation_id, with_for_update=True)
 
 
 RATED_ROLES = (MessageRole.ASSISTANT, MessageRole.AGENT)
@@ -314,8 +322,22 @@ def rate_message(
     now = utcnow()
     feedback = session.scalar(select(Feedback).where(Feedback.message_id == message_id))
     if feedback is None:
-        feedback = Feedback(message_id=message_id, conversation_id=conversation_id, created_at=now)
-        session.add(feedback)
+        try:
+            with session.begin_nested():  # two first ratings at once: the second updates
+                feedback = Feedback(
+                    message_id=message_id,
+                    conversation_id=conversation_id,
+                    rating=rating,
+                    comment=comment,
+                    created_at=now,
+                    updated_at=now,
+                )
+                session.add(feedback)
+            return feedback
+        except IntegrityError:
+            feedback = session.scalars(
+                select(Feedback).where(Feedback.message_id == message_id)
+            ).one()
     feedback.rating, feedback.comment, feedback.updated_at = rating, comment, now
     session.flush()
     return feedback

@@ -128,7 +128,9 @@ def inbox(
 
 def assign(*, session: Session, conversation_id: str, agent: str) -> Conversation:
     """`agent` owns the conversation: the customer's messages go to them, not to the model."""
-    conversation = get_conversation(session=session, conversation_id=conversation_id)
+    conversation = get_conversation(
+        session=session, conversation_id=conversation_id, for_update=True
+    )
     if open_handoff(session=session, conversation_id=conversation_id) is None:
         hand_off(session=session, conversation=conversation, reason=OPERATOR_REASON, question=None)
     conversation.status, conversation.assignee = ConversationStatus.ASSIGNED, agent
@@ -140,7 +142,9 @@ def assign(*, session: Session, conversation_id: str, agent: str) -> Conversatio
 
 def reply(*, session: Session, conversation_id: str, agent: str, text: str) -> Message:
     """A person's message to the customer; a conversation nobody owned is now theirs."""
-    conversation = get_conversation(session=session, conversation_id=conversation_id)
+    conversation = get_conversation(
+        session=session, conversation_id=conversation_id, for_update=True
+    )
     if conversation.status is not ConversationStatus.ASSIGNED or conversation.assignee is None:
         assign(session=session, conversation_id=conversation_id, agent=agent)
     message = add_message(
@@ -164,7 +168,9 @@ class Resolution:
 
 
 def resolve(*, session: Session, conversation_id: str, agent: str | None) -> Resolution:
-    conversation = get_conversation(session=session, conversation_id=conversation_id)
+    conversation = get_conversation(
+        session=session, conversation_id=conversation_id, for_update=True
+    )
     if conversation.status is ConversationStatus.RESOLVED:
         raise InvalidState("the conversation is resolved already")
     handoff = _close(session, conversation_id, outcome="resolved")
@@ -179,7 +185,9 @@ def resolve(*, session: Session, conversation_id: str, agent: str | None) -> Res
 
 def hand_back(*, session: Session, conversation_id: str) -> Conversation:
     """The assistant answers the customer's next message again."""
-    conversation = get_conversation(session=session, conversation_id=conversation_id)
+    conversation = get_conversation(
+        session=session, conversation_id=conversation_id, for_update=True
+    )
     if conversation.status not in WITH_THE_TEAM:
         raise InvalidState("the support team does not have this conversation")
     _close(session, conversation_id, outcome="handed_back")

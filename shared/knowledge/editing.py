@@ -92,6 +92,11 @@ class KnowledgeFiles:
         target = self._target(file)
         with self._locked():
             lines = _read_lines(target)
+            for found_id, entry in self._entries(target, lines):
+                if (entry.question, entry.answer) == (text.question, text.answer):
+                    # Written already (say, by an approval whose commit then failed): adding it
+                    # again would only make a duplicate.
+                    return EntryChange(found_id, self._relative(target), None, text)
             if not lines:
                 lines = [LEARNED_HEADING] if target.name == LEARNED_FILE else []
             while lines and not lines[-1].strip():
@@ -149,6 +154,10 @@ class KnowledgeFiles:
                         raise InvalidEntry("only Q:/A: entries can be changed here")
                     return file, lines, entry
         raise EntryNotFound(f"no entry {entry_id!r} in the knowledge files")
+
+    def _entries(self, file: Path, lines: list[str]) -> list[tuple[str, ParsedEntry]]:
+        parsed = parse_document("\n".join(lines))
+        return list(zip(entry_ids(file_name(file, self.root), parsed), parsed, strict=True))
 
     def _id_at(self, file: Path, line: int) -> str:
         parsed = parse_document(file.read_text(encoding="utf-8"))

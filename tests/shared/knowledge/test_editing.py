@@ -122,3 +122,12 @@ def test_a_single_knowledge_file_takes_the_new_entries(folder: Path) -> None:
     assert change.entry_id == "faq#do-you-gift-wrap"
     assert "faq#do-you-gift-wrap" in _entries(folder / "faq.md")
     assert not list(folder.glob("*.tmp"))
+
+
+def test_adding_the_same_entry_again_writes_it_once(folder: Path) -> None:
+    files = KnowledgeFiles(folder)
+    text = EntryText.checked("Do you sell gift cards?", "Yes, from $10 to $200.")
+    first = files.add(text)
+    again = files.add(text)  # an approval retried after its commit failed, say
+    assert again.entry_id == first.entry_id
+    assert (folder / "learned.md").read_text().count("Q: Do you sell gift cards?") == 1
