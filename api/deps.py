@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from api.counters import TeamCounters
 from api.security import Principal, RateLimiter, Role, StreamSlots, decode_identity
 from api.waiter import AnswerWaiter
+from api.web.sessions import ConsoleSessions
 from shared.core.config import Settings
 from shared.core.errors import Forbidden
 from shared.knowledge import KnowledgeStore
@@ -34,6 +35,7 @@ class Services:
     limiter: RateLimiter
     streams: StreamSlots
     counters: TeamCounters
+    console_sessions: ConsoleSessions
 
 
 def get_services(request: Request) -> Services:

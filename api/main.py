@@ -19,7 +19,7 @@ from api.routes import analytics, conversations, inbox, knowledge, questions, sy
 from api.security import RateLimiter, StreamSlots
 from api.waiter import AnswerWaiter
 from api.web import routes as web
-from api.web.sessions import ConsoleSessions
+from api.web.sessions import ConsoleSessions, console_key_ids
 from shared import __version__
 from shared.core.config import Settings, get_settings
 from shared.core.db import create_db_engine, create_session_factory
@@ -61,6 +61,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         waiter=waiter,
         limiter=RateLimiter(redis),
         counters=app.state.team_counters,
+        console_sessions=ConsoleSessions(redis, key_ids=console_key_ids(settings)),
         streams=StreamSlots(
             per_client=settings.max_streams_per_client,
             total=settings.max_streams_total,
@@ -113,7 +114,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings=settings,
         limiter=lambda: app.state.services.limiter,
         open_paths={"/health", f"{settings.api_prefix}/health", *web.OPEN_PATHS},
-        console_sessions=lambda: ConsoleSessions(app.state.services.redis),
+        console_sessions=lambda: app.state.services.console_sessions,
     )
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(HttpMetrics, registry=registry)

@@ -157,11 +157,6 @@ class AccessControl:
         self.open_paths = open_paths  # liveness probes and the browser pages never need a key
         self.console_sessions = console_sessions
         self.keys = Keys(settings)
-        # A console session stands for the operator key it signed in with, while that key is
-        # configured (a removed or rotated key's sessions end with it).
-        self.console_key_ids = (
-            {key_id(key) for key in settings.api_key_list} if self.keys.configured else {"local"}
-        )
         self.trusted = settings.trusted_proxy_networks
         self.limit = settings.rate_limit_per_minute
         self.limiter = limiter
@@ -177,7 +172,7 @@ class AccessControl:
             # The console: a signed-in operator's session cookie stands for their key; whatever
             # changes something must also carry the session's CSRF token.
             session = await self.console_sessions().get(session_id)
-            if session is not None and session.key_id in self.console_key_ids:
+            if session is not None:
                 if scope["method"] not in SAFE_METHODS and not session.csrf_matches(
                     _header(scope, CSRF_HEADER.encode())
                 ):

@@ -93,16 +93,23 @@ def _cell(value: object) -> object:
     return value
 
 
+def _csv(rows: list[dict[str, object]], *, header: bool = False) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=EXPORT_FIELDS)
+    if header:
+        writer.writeheader()
+    for row in rows:
+        writer.writerow({name: _cell(value) for name, value in row.items()})
+    return buffer.getvalue()
+
+
 def _export(services: Services, start: datetime, end: datetime, fmt: ExportFormat) -> Iterator[str]:
     """Rows in batches, each read in a short transaction of its own: no transaction stays open
     while the client downloads."""
     with session_scope(services.sessions) as session:
         conversation_ids = export_conversations(session=session, since=start, until=end)
     if fmt is ExportFormat.CSV:
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=EXPORT_FIELDS)
-        writer.writeheader()
-        yield buffer.getvalue()
+        yield _csv([], header=True)
     for batch in range(0, len(conversation_ids), EXPORT_BATCH):
         with session_scope(services.sessions) as session:
             rows = list(
@@ -112,12 +119,7 @@ def _export(services: Services, start: datetime, end: datetime, fmt: ExportForma
                 )
             )
         if fmt is ExportFormat.CSV:
-            buffer = io.StringIO()
-            writer = csv.DictWriter(buffer, fieldnames=EXPORT_FIELDS)
-            for row in rows:
-                row = {**row, "sources": " ".join(row["sources"])}
-                writer.writerow({name: _cell(value) for name, value in row.items()})
-            yield buffer.getvalue()
+            yield _csv([{**row, "sources": " ".join(row["sources"])} for row in rows])
         else:
             yield "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
 

@@ -72,10 +72,13 @@ def allowed(
 ) -> bool:
     """Operators see every conversation; a customer, one whose token they hold or that was
     started for them (their signed identity)."""
-    if principal.is_operator:
-        return True
+    return principal.is_operator or is_its_customer(conversation, token=token, customer=customer)
+
+
+def is_its_customer(conversation: Conversation, *, token: str | None, customer: str | None) -> bool:
+    """The caller holds the conversation's token, or is the signed-in customer it was started for.
+    A signed-in customer's conversation is theirs alone, whatever token another presents."""
     if conversation.customer_id is not None and customer is not None:
-        # A signed-in customer's conversation is theirs alone, whatever token another presents.
         return conversation.customer_id == customer
     return token_matches(conversation, token)
 
@@ -348,10 +351,7 @@ def rate_reply(
         token=x_conversation_token,
         customer=customer,
     )
-    is_customer = token_matches(conversation, x_conversation_token) or (
-        customer is not None and conversation.customer_id == customer
-    )
-    if not is_customer:
+    if not is_its_customer(conversation, token=x_conversation_token, customer=customer):
         raise Forbidden("only the conversation's customer rates its replies")
     with session_scope(services.sessions) as session:
         feedback = rate_message(

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 
 from api.deps import OperatorDep, Services, ServicesDep, require_operator
-from shared.conversations.models import ConversationStatus, Message
+from shared.conversations.models import Conversation, ConversationStatus, Message
 from shared.conversations.schemas import ConversationView, FeedbackView, MessageView
 from shared.conversations.service import (
     get_conversation,
@@ -43,6 +43,15 @@ class ConversationState(BaseModel):
     status: ConversationStatus
     assignee: str | None
     suggestion_id: str | None = None  # resolving with a person's reply drafted this
+
+
+def _state(conversation: Conversation, suggestion_id: str | None = None) -> ConversationState:
+    return ConversationState(
+        conversation_id=conversation.id,
+        status=conversation.status,
+        assignee=conversation.assignee,
+        suggestion_id=suggestion_id,
+    )
 
 
 class TeamConversation(BaseModel):
@@ -107,11 +116,7 @@ def assign_conversation(
         conversation = inbox_service.assign(
             session=session, conversation_id=conversation_id, agent=body.agent
         )
-        state = ConversationState(
-            conversation_id=conversation.id,
-            status=conversation.status,
-            assignee=conversation.assignee,
-        )
+        state = _state(conversation)
     _announce(services, state)
     return state
 
@@ -132,11 +137,7 @@ def reply_to_customer(
             session=session, conversation_id=conversation_id, agent=body.agent, text=body.text
         )
         conversation = get_conversation(session=session, conversation_id=conversation_id)
-        state = ConversationState(
-            conversation_id=conversation.id,
-            status=conversation.status,
-            assignee=conversation.assignee,
-        )
+        state = _state(conversation)
         view = MessageView.from_message(message)
     _announce(services, state, message)
     services.counters.agent_replies.inc()
@@ -167,12 +168,7 @@ def resolve_conversation(
             else None
         )
         conversation = resolution.conversation
-        state = ConversationState(
-            conversation_id=conversation.id,
-            status=conversation.status,
-            assignee=conversation.assignee,
-            suggestion_id=suggestion.id if suggestion else None,
-        )
+        state = _state(conversation, suggestion.id if suggestion else None)
     _announce(services, state)
     services.counters.resolutions.inc()
     if state.suggestion_id is not None:
@@ -190,11 +186,7 @@ def hand_back_conversation(conversation_id: str, services: ServicesDep) -> Conve
     """The assistant answers the customer's next message again."""
     with session_scope(services.sessions) as session:
         conversation = inbox_service.hand_back(session=session, conversation_id=conversation_id)
-        state = ConversationState(
-            conversation_id=conversation.id,
-            status=conversation.status,
-            assignee=conversation.assignee,
-        )
+        state = _state(conversation)
     _announce(services, state)
     services.counters.handbacks.inc()
     return state

@@ -22,8 +22,6 @@ from api.web.sessions import (
     CSRF_COOKIE,
     SESSION_COOKIE,
     SESSION_SECONDS,
-    ConsoleSessions,
-    cookie_value,
 )
 
 STATIC = Path(__file__).parent / "static"
@@ -84,19 +82,12 @@ def console_style() -> FileResponse:
     return FileResponse(STATIC / "console.css", media_type="text/css", headers=NO_STORE)
 
 
-async def _session_of(request: Request, services: ServicesDep) -> tuple[str | None, bool]:
-    sessions = ConsoleSessions(services.redis)
-    session_id = cookie_value(request.scope.get("headers", []), SESSION_COOKIE)
-    session = await sessions.get(session_id)
-    return (session.csrf if session else None), session is not None
-
-
 @router.get("/console", response_class=HTMLResponse)
 async def console(request: Request, services: ServicesDep) -> Response:
     """The console when signed in; otherwise only the sign-in page."""
-    csrf, signed_in = await _session_of(request, services)
-    if signed_in and csrf is not None:
-        page = _page("console.html", csrf=csrf, prefix=services.settings.api_prefix)
+    session = await services.console_sessions.get(request.cookies.get(SESSION_COOKIE))
+    if session is not None:
+        page = _page("console.html", csrf=session.csrf, prefix=services.settings.api_prefix)
         return HTMLResponse(page, headers=NO_STORE)
     return _sign_in_page(request, services, message="")
 
@@ -150,9 +141,7 @@ async def sign_in(request: Request, services: ServicesDep) -> Response:
         return _sign_in_page(
             request, services, message="That key cannot sign in to the console.", status=403
         )
-    session_id, _ = await ConsoleSessions(services.redis).create(
-        key_id(key if keys.configured else None)
-    )
+    session_id, _ = await services.console_sessions.create(key_id(key if keys.configured else None))
     response = RedirectResponse("/console", status_code=303)
     response.set_cookie(
         SESSION_COOKIE, session_id, httponly=True, samesite="strict", secure=_secure(request),
@@ -165,7 +154,7 @@ async def sign_in(request: Request, services: ServicesDep) -> Response:
 @router.post("/console/logout")
 async def sign_out(request: Request, services: ServicesDep) -> Response:
     form = await _form(request)
-    sessions = ConsoleSessions(services.redis)
+    sessions = services.console_sessions
     session_id = request.cookies.get(SESSION_COOKIE)
     session = await sessions.get(session_id)
     if session is None or not session.csrf_matches(form.get("csrf")):

@@ -10,6 +10,9 @@ from dataclasses import asdict, dataclass
 
 from redis.asyncio import Redis
 
+from api.security import Keys, key_id
+from shared.core.config import Settings
+
 SESSION_COOKIE = "sa_console"
 CSRF_COOKIE = "sa_csrf"  # the sign-in form's double-submit token (before there is a session)
 CSRF_HEADER = "x-csrf-token"
@@ -32,8 +35,12 @@ def _key(session_id: str) -> str:
 
 
 class ConsoleSessions:
-    def __init__(self, redis: Redis) -> None:
+    """Sessions kept in Redis. A session counts only while the operator key it signed in with is
+    configured (`key_ids`): removing or rotating a key ends its sessions."""
+
+    def __init__(self, redis: Redis, *, key_ids: set[str]) -> None:
         self.redis = redis
+        self.key_ids = key_ids
 
     async def create(self, key_id: str) -> tuple[str, ConsoleSession]:
         session_id = secrets.token_urlsafe(32)
@@ -47,11 +54,18 @@ class ConsoleSessions:
         raw = await self.redis.get(_key(session_id))
         if raw is None:
             return None
-        return ConsoleSession(**json.loads(raw))
+        session = ConsoleSession(**json.loads(raw))
+        return session if session.key_id in self.key_ids else None
 
     async def end(self, session_id: str | None) -> None:
         if session_id:
             await self.redis.delete(_key(session_id))
+
+
+def console_key_ids(settings: Settings) -> set[str]:
+    """The ids of the keys a console session may stand for ("local" when no keys are set)."""
+    keys = Keys(settings)
+    return {key_id(key) for key in settings.api_key_list} if keys.configured else {"local"}
 
 
 def cookie_value(headers: list[tuple[bytes, bytes]], name: str) -> str | None:

@@ -2,7 +2,7 @@
 resolve, hand back. Callers own the transaction."""
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -202,18 +202,6 @@ def _close(session: Session, conversation_id: str, *, outcome: str) -> Handoff |
     if handoff is not None:
         handoff.closed_at, handoff.outcome = utcnow(), outcome
     return handoff
-
-
-def waited(handoff: Handoff) -> float | None:
-    """Seconds the handoff waited for a person's first reply (None: still waiting)."""
-    if handoff.answered_at is None:
-        return None
-    return (handoff.answered_at - handoff.created_at).total_seconds()
-
-
-def handoffs_between(*, session: Session, since: datetime, until: datetime) -> list[Handoff]:
-    query = select(Handoff).where(Handoff.created_at >= since, Handoff.created_at < until)
-    return list(session.scalars(query.order_by(Handoff.created_at)))
 
 
 def unsent_webhooks(*, session: Session, older_than: float, limit: int = 50) -> list[str]:

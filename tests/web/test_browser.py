@@ -187,8 +187,8 @@ def test_a_customer_chats_a_person_answers_and_the_base_learns(
     answer.locator(".sources li").wait_for(timeout=120_000)
     assert "How long does shipping take?" in answer.locator(".sources").inner_text()
     final = answer.locator(".text").inner_text()
-    pieces = page.evaluate("window.__pieces")
-    assert pieces and all(final.startswith(piece) or piece for piece in pieces)  # streamed in
+    # The answer was on screen while it was being written, before the final message replaced it.
+    assert page.evaluate("window.__pieces"), "the answer was not streamed"
     shot(page, "widget-answer")
 
     page.reload()
