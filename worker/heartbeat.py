@@ -88,6 +88,12 @@ class Heartbeat:
             with self._lock:
                 self._running.discard(question_id)
 
+    def answered(self) -> None:
+        """A question was answered: if the model is reported broken, check it now rather than
+        at the next beat, so readiness follows the backend's return at once."""
+        if not self.report.model_ok:
+            self._beat()
+
     def stop(self) -> None:
         self._stop.set()
         if self._thread.is_alive():

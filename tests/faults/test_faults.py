@@ -126,7 +126,12 @@ def test_model_backend_down_then_back(cluster_factory: type[Cluster]) -> None:
     up_ids = cluster.ask(5, offset=5)
     up = cluster.wait_terminal(up_ids, timeout=60)
     assert up["completed"] == 5
-    assert cluster.http.get("/api/v1/ready").status_code == 200
+    # Readiness follows the pool processes' reports: a process that started while the backend was
+    # down re-checks it after each answer and on each heartbeat, so /ready turns within a beat.
+    deadline = time.monotonic() + cluster.settings.heartbeat_interval * 2 + 2
+    while (ready := cluster.http.get("/api/v1/ready")).status_code != 200:
+        assert time.monotonic() < deadline, ready.json()["checks"]
+        time.sleep(0.2)
     ids = down_ids + up_ids
     _check(cluster.summary("model_down", ids, cluster.statuses(ids)), failed=5)
 
