@@ -15,7 +15,7 @@ from api.deps import Services
 from api.errors import install_error_handlers
 from api.metrics import HttpMetrics, QuestionCollector
 from api.middleware import AccessControl, BodySizeLimit, RequestContext
-from api.routes import analytics, conversations, inbox, knowledge, questions, system
+from api.routes import analytics, answer_cache, conversations, inbox, knowledge, questions, system
 from api.security import RateLimiter, StreamSlots
 from api.waiter import AnswerWaiter
 from api.web import routes as web
@@ -144,6 +144,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(questions.router, prefix=settings.api_prefix)
     app.include_router(questions.operators, prefix=settings.api_prefix)
     app.include_router(knowledge.router, prefix=settings.api_prefix)
+    app.include_router(answer_cache.router, prefix=settings.api_prefix)
     app.include_router(inbox.router, prefix=settings.api_prefix)
     app.include_router(analytics.router, prefix=settings.api_prefix)
     return app

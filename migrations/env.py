@@ -5,6 +5,7 @@ from logging.config import fileConfig
 from alembic import context
 
 # Every domain's models, so that their tables are on Base.metadata.
+import shared.answer_cache.models
 import shared.conversations.models
 import shared.inbox.models
 import shared.knowledge.models

@@ -162,6 +162,9 @@ def base_settings(redis_url: str, database_url: str) -> Settings:
         knowledge_path=PROJECT_ROOT / "knowledge",
         ask_wait_seconds=15,
         worker_metrics_port=0,
+        # Tests share this database and ask the same questions: each must reach its provider.
+        # The answer cache's own tests switch it on.
+        answer_cache=False,
     )
 
 

@@ -26,6 +26,7 @@ from celery.signals import (
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from shared.answer_cache.service import AnswerCache
 from shared.core.config import Settings, get_settings
 from shared.core.db import create_db_engine, create_session_factory, ping
 from shared.core.logs import configure_logging, question_id_var, request_id_var
@@ -68,6 +69,7 @@ class WorkerResources:
     http: httpx.Client
     provider: LLMProvider
     knowledge: KnowledgeStore
+    answer_cache: AnswerCache | None  # None when ANSWER_CACHE is off
 
     @classmethod
     def create(cls, settings: Settings, plan: WorkerPlan) -> "WorkerResources":
@@ -79,10 +81,11 @@ class WorkerResources:
                                   pool_size=plan.pool_size)  # fmt: skip
         logger.info("worker answers with provider=%s model=%s", provider.name, provider.model)
         client = redis.Redis.from_url(settings.redis_url, socket_timeout=10)
+        sessions = create_session_factory(engine)
         return cls(
             settings=settings,
             engine=engine,
-            sessions=create_session_factory(engine),
+            sessions=sessions,
             redis=client,
             http=http,
             provider=provider,
@@ -90,6 +93,11 @@ class WorkerResources:
                 settings,
                 generation=lambda: knowledge_generation(client),
                 threads=pool_threads(plan.pool_size),
+            ),
+            answer_cache=(
+                AnswerCache(sessions, similarity=settings.answer_cache_similarity)
+                if settings.answer_cache
+                else None
             ),
         )
 

@@ -33,6 +33,11 @@ TOKENS_PER_SECOND = Histogram(
     "support_tokens_per_second", "Generation speed per answer.", ["provider"],
     buckets=(1, 2, 5, 10, 20, 40, 80, 160, 320),
 )  # fmt: skip
+ANSWER_CACHE_LOOKUPS = Counter(
+    "support_answer_cache_lookups_total",
+    "Answer-cache lookups of questions the assistant answers, by result (hit, miss).",
+    ["result"],
+)
 ANSWERS = Counter(
     "support_answers_total",
     "Answers stored, by provider, action (answer/handoff) and origin (generated: the model's "

@@ -9,8 +9,10 @@ from celery import Task
 from celery.exceptions import SoftTimeLimitExceeded
 from sqlalchemy.orm import Session
 
+from shared.answer_cache import service as answer_cache
 from shared.answering.engine import Answer, AnswerAction, answer_question
 from shared.answering.handoff import HandoffReason
+from shared.answering.reuse import AnswerLookup, CachedAnswer, CacheKey
 from shared.conversations.models import Conversation, ConversationStatus, Message
 from shared.conversations.service import (
     delete_conversation,
@@ -40,6 +42,7 @@ from shared.inbox import webhook
 from shared.inbox.models import Handoff
 from shared.inbox.service import hand_off, unsent_webhooks
 from shared.inbox.webhook import Delivery, WebhookStatus
+from shared.knowledge import KnowledgeBase
 from shared.learning.service import compare, get_suggestion, uncompared
 from shared.questions.models import Question, QuestionStatus
 from shared.questions.service import (
@@ -218,17 +221,19 @@ def answer_question_task(self: Task, question_id: str) -> str:
 
     heartbeat = get_heartbeat()
     holding = heartbeat.holding(question_id) if heartbeat else contextlib.nullcontext()
+    knowledge = resources.knowledge.current()
     try:
         with holding:
             answer = answer_question(
                 question=text,
                 context_method=context_method,
-                knowledge=resources.knowledge.current(),
+                knowledge=knowledge,
                 provider=resources.provider,
                 settings=settings,
                 history=history,
                 on_token=announcer.token,
                 on_reset=announcer.reset,
+                cache=_cache_lookup(resources, knowledge),
             )
     except SoftTimeLimitExceeded:
         timeout = LLMTimeout(f"no answer within the {settings.task_soft_time_limit} s time limit")
@@ -271,6 +276,13 @@ def answer_question_task(self: Task, question_id: str) -> str:
         recorded = record_answer(
             session=session, question_id=question_id, answer=answer, started_at=started_at
         )
+        if recorded.stored and resources.answer_cache is not None:
+            answer_cache.store(
+                session=session,
+                question_id=question_id,
+                answer=answer,
+                max_entries=settings.answer_cache_max_entries,
+            )
         handoff = None
         if (
             recorded.stored
@@ -293,7 +305,26 @@ def answer_question_task(self: Task, question_id: str) -> str:
     _observe(answer)
     announcer.turn(QuestionStatus.COMPLETED, recorded.message, handoff.reason if handoff else None)
     _after_handoff(resources, handoff)
+    if heartbeat is not None:
+        heartbeat.answered()
     return "completed"
+
+
+def _cache_lookup(resources: WorkerResources, knowledge: KnowledgeBase) -> AnswerLookup | None:
+    cache = resources.answer_cache
+    if cache is None:
+        return None
+
+    def lookup(key: CacheKey) -> CachedAnswer | None:
+        try:
+            found = cache.lookup(key, knowledge)
+        except Exception:  # the cache only saves work: without it the model answers
+            logger.warning("answer cache lookup failed", exc_info=True)
+            found = None
+        metrics.ANSWER_CACHE_LOOKUPS.labels("hit" if found else "miss").inc()
+        return found
+
+    return lookup
 
 
 def _observe(answer: Answer) -> None:

@@ -9,6 +9,7 @@ from fastapi.concurrency import run_in_threadpool
 from redis.exceptions import RedisError
 
 from api.deps import OperatorDep, Services, ServicesDep, require_operator
+from shared.answer_cache.service import forget_entries
 from shared.core.db import session_scope
 from shared.core.schemas import ErrorResponse
 from shared.knowledge import RetrievalMethod
@@ -150,6 +151,7 @@ def update_entry(
             text=text,
             actor=body.agent or operator.identity,
         )
+        forget_entries(session=session, entry_ids=[entry_id])
     return _applied(services, change)
 
 
@@ -168,6 +170,7 @@ def delete_entry(
             entry_id=entry_id,
             actor=agent or operator.identity,
         )
+        forget_entries(session=session, entry_ids=[entry_id])
     return _applied(services, change)
 
 

@@ -19,6 +19,10 @@ class Rates(BaseModel):
     handoff: float | None = Field(
         description="Conversations the assistant handed to a person, of those it answered in."
     )
+    cached: float | None = Field(
+        description="Questions the assistant answered from the answer cache, of the questions it "
+        "answered."
+    )
     thumbs_up: float | None = Field(description="Up ratings, of all ratings.")
     thumbs_down: float | None
 
@@ -27,6 +31,7 @@ class Counts(BaseModel):
     conversations: int
     customer_messages: int
     assistant_answers: int = Field(description="The assistant's answers (not its handoff notices).")
+    cached_answers: int = Field(description="Answers given again from the answer cache.")
     handoffs: int
     handoffs_by_reason: dict[str, int]
     agent_replies: int

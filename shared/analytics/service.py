@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from shared.analytics.schemas import (
@@ -39,6 +39,7 @@ from shared.analytics.schemas import (
 )
 from shared.answering.engine import AnswerAction
 from shared.answering.handoff import HandoffReason
+from shared.answering.reuse import CACHE_PROVIDER
 from shared.conversations.models import Conversation, Feedback, Message, MessageRole, Rating
 from shared.core.db import utcnow
 from shared.inbox.models import Handoff
@@ -157,6 +158,13 @@ def report(
         else:
             pending += 1
     waits = [(h.answered_at - h.created_at).total_seconds() for h in handoffs if h.answered_at]
+    answered = select(func.count()).where(
+        Question.completed_at >= since,
+        Question.completed_at < until,
+        Question.action == AnswerAction.ANSWER.value,
+    )
+    answered_count = session.scalar(answered) or 0
+    cached = session.scalar(answered.where(Question.provider == CACHE_PROVIDER)) or 0
     ups = sum(1 for r in ratings if r.rating is Rating.UP)
     downs = len(ratings) - ups
     gaps, unclustered = knowledge_gaps(
@@ -177,6 +185,7 @@ def report(
                 for m in period_messages
                 if m.role is MessageRole.ASSISTANT and m.action == AnswerAction.ANSWER.value
             ),
+            cached_answers=cached,
             handoffs=len(by_assistant),
             handoffs_by_reason=dict(Counter(h.reason for h in handoffs)),
             agent_replies=roles[MessageRole.AGENT],
@@ -193,6 +202,7 @@ def report(
             confirmed_resolution=_share(confirmed, involved),
             assumed_resolution=_share(assumed, involved),
             handoff=_share(handed_off, involved),
+            cached=_share(cached, answered_count),
             thumbs_up=_share(ups, len(ratings)),
             thumbs_down=_share(downs, len(ratings)),
         ),

@@ -5,7 +5,7 @@ in it is verified — otherwise the statements themselves."""
 import re
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
@@ -13,6 +13,15 @@ import numpy as np
 
 from shared.answering.context import StandaloneQuestion, standalone_question
 from shared.answering.handoff import HandoffReason, asks_for_a_person
+from shared.answering.reuse import (
+    CACHE_PROVIDER,
+    AnswerLookup,
+    CachedAnswer,
+    CacheKey,
+    digest,
+    entry_digest,
+    normalise,
+)
 from shared.answering.selection import Selection, select_units
 from shared.answering.verification import (
     GatedStream,
@@ -25,6 +34,7 @@ from shared.core.config import Settings
 from shared.knowledge import KnowledgeBase, RetrievalMethod, SearchHit
 from shared.knowledge.calibration import Calibration, effective_calibration
 from shared.knowledge.embeddings import Vector
+from shared.knowledge.search import tokenize
 from shared.llm import LLMProvider, Passage, TokenSink, Turn
 from shared.llm.prompt import instruction_texts
 
@@ -65,6 +75,9 @@ class Answer:
     # What was retrieved with, as float32 bytes, and the embedding model that made it.
     vector: bytes | None = None
     vector_model: str | None = None
+    # Set when the answer may be reused for an equivalent question (a first turn's answer).
+    cache_key: CacheKey | None = None
+    cached_from: int | None = None  # the cached answer it repeats
 
 
 def confidence_of(hits: list[SearchHit], calibration: Calibration) -> float:
@@ -186,9 +199,11 @@ def answer_question(
     history: Sequence[Turn] = (),
     on_token: TokenSink | None = None,
     on_reset: Callable[[], None] | None = None,
+    cache: AnswerLookup | None = None,
 ) -> Answer:
     """Answer from the knowledge base, hand off when it does not know, never send a claim that
-    the entry's statements do not verify. `history` is the conversation before `question`."""
+    the entry's statements do not verify. `history` is the conversation before `question`;
+    `cache` finds an earlier answer to the same question from the same statements."""
     started = time.perf_counter()
     if asks_for_a_person(question, knowledge.index.embedder):
         if on_token is not None:
@@ -267,6 +282,14 @@ def answer_question(
     if method is ContextMethod.ALL:
         selection = Selection(hit=hits[0], units=hits[0].entry.units, scores=[])
     statements = selection.text
+    key = cache_key(standalone.text, vector, vector_model, selection, hits)
+    if cache is not None and (cached := cache(key)) is not None:
+        if on_token is not None:
+            on_token(cached.text)
+        return from_cache(cached, make(cached.text, AnswerOrigin(cached.origin), cached.model))
+    # An answer that leaned on earlier turns is not reused: only a first turn's answer depends
+    # on nothing but its standalone question.
+    reusable = key if not history else None
 
     def extracted(reason: str | None, draft: str | None = None, **extra: Any) -> Answer:
         if draft is not None and on_reset is not None:
@@ -279,6 +302,7 @@ def answer_question(
             provider.model,
             fallback_reason=reason,
             rejected_draft=draft,
+            cache_key=reusable,
             **extra,
         )
 
@@ -304,5 +328,39 @@ def answer_question(
     if not verdict.ok:
         return extracted(verdict.code or "unverified", draft, tokens=generation.tokens)
     return make(
-        strip_citations(draft), AnswerOrigin.GENERATED, generation.model, tokens=generation.tokens
+        strip_citations(draft),
+        AnswerOrigin.GENERATED,
+        generation.model,
+        tokens=generation.tokens,
+        cache_key=reusable,
+    )
+
+
+def cache_key(
+    standalone: str,
+    vector: bytes | None,
+    vector_model: str | None,
+    selection: Selection,
+    hits: list[SearchHit],
+) -> CacheKey:
+    statement_terms = [term for terms in tokenize(selection.units) for term in terms]
+    return CacheKey(
+        question=normalise(standalone),
+        vector=vector,
+        vector_model=vector_model,
+        entry_id=selection.hit.entry.id,
+        statements=digest("\n".join(selection.units)),
+        anchors=" ".join(sorted(set(tokenize([standalone])[0]) & set(statement_terms))),
+        entries={hit.entry.id: entry_digest(hit.entry) for hit in hits},
+    )
+
+
+def from_cache(cached: CachedAnswer, answer: Answer) -> Answer:
+    """The earlier answer as it was given: its sources and knowledge version, `provider: cache`."""
+    return replace(
+        answer,
+        sources=cached.sources,
+        knowledge_version=cached.knowledge_version,
+        provider=CACHE_PROVIDER,
+        cached_from=cached.id,
     )

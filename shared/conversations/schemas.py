@@ -155,6 +155,11 @@ class MessageReply(BaseModel):
     standalone_question: str | None = Field(
         description="What was retrieved with: the message made standalone against earlier turns."
     )
+    provider: str | None = Field(
+        default=None,
+        description="What answered: the model provider, or `cache` for an earlier answer given "
+        "again from the answer cache.",
+    )
     error: ErrorDetail | None = None
     links: ReplyLinks
 
@@ -200,6 +205,7 @@ class MessageReply(BaseModel):
             "confidence": question.confidence,
             "sources": question.sources or [],
             "standalone_question": question.standalone_question,
+            "provider": question.provider,
             "error": error,
             "links": links,
         }

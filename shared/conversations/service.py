@@ -14,6 +14,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from shared.answer_cache.service import forget_answer
 from shared.answering.engine import Answer
 from shared.conversations.models import (
     Conversation,
@@ -333,6 +334,7 @@ def rate_message(
                     updated_at=now,
                 )
                 session.add(feedback)
+            _forget_if_rated_down(session, message, rating)
             return feedback
         except IntegrityError:
             feedback = session.scalars(
@@ -340,7 +342,14 @@ def rate_message(
             ).one()
     feedback.rating, feedback.comment, feedback.updated_at = rating, comment, now
     session.flush()
+    _forget_if_rated_down(session, message, rating)
     return feedback
+
+
+def _forget_if_rated_down(session: Session, message: Message, rating: Rating) -> None:
+    """An answer rated down is never repeated from the answer cache."""
+    if rating is Rating.DOWN and message.question_id is not None:
+        forget_answer(session=session, question_id=message.question_id)
 
 
 def ratings_of(*, session: Session, conversation_id: str) -> dict[str, Feedback]:

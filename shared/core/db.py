@@ -42,6 +42,10 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+# The execution option that marks a read-only transaction (see `read_scope`).
+READ_ONLY = "support_assistant_read_only"
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
@@ -65,10 +69,12 @@ def create_db_engine(url: str, *, busy_timeout_ms: int = 30_000) -> Engine:
         cursor.close()
 
     @event.listens_for(engine, "begin")
-    def _begin_immediate(connection: Any) -> None:
-        # Take the write lock up front: a read-then-write transaction that starts as a reader
-        # cannot wait for the lock later and fails with "database is locked" instead.
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+    def _begin(connection: Any) -> None:
+        # A unit of work takes the write lock up front: a read-then-write transaction that
+        # starts as a reader cannot wait for the lock later and fails with "database is locked"
+        # instead. Reads (`read_scope`) take none: in WAL mode they never wait for a writer.
+        reading = connection.get_execution_options().get(READ_ONLY, False)
+        connection.exec_driver_sql("BEGIN DEFERRED" if reading else "BEGIN IMMEDIATE")
 
     return engine
 
@@ -88,6 +94,19 @@ def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
         session.rollback()
         raise
     finally:
+        session.close()
+
+
+@contextmanager
+def read_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
+    """Open a session that only reads: a consistent snapshot, no write lock (on SQLite), never
+    committed. Writing in it is a bug (SQLite may refuse the upgrade to a writer)."""
+    session = factory()
+    try:
+        session.connection(execution_options={READ_ONLY: True})
+        yield session
+    finally:
+        session.rollback()
         session.close()
 
 

@@ -117,6 +117,13 @@ class KnowledgeBase:
         return [(i, unit) for i, entry in enumerate(self.entries) for unit in entry.units]
 
     @cached_property
+    def _by_id(self) -> dict[str, Entry]:
+        return {entry.id: entry for entry in self.entries}
+
+    def entry(self, entry_id: str) -> Entry | None:
+        return self._by_id.get(entry_id)
+
+    @cached_property
     def _unit_rows(self) -> dict[int, list[int]]:
         rows: dict[int, list[int]] = {}
         for row, (entry, _) in enumerate(self.units):

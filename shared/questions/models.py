@@ -80,5 +80,7 @@ class Question(Base):
     # the knowledge gaps are clusters of these.
     vector: Mapped[bytes | None] = mapped_column(LargeBinary)
     vector_model: Mapped[str | None] = mapped_column(String(64))
+    # The answer cache's row that this answer repeats (`provider` is then "cache").
+    cached_from: Mapped[int | None] = mapped_column(Integer, index=True)
     # Why a handoff answer handed off (low_confidence, customer_request).
     handoff_reason: Mapped[str | None] = mapped_column(String(32))

@@ -186,6 +186,7 @@ def complete_question(
             "vector": answer.vector,
             "vector_model": answer.vector_model,
             "handoff_reason": answer.handoff_reason,
+            "cached_from": answer.cached_from,
             "error_code": None,
             "error_message": None,
             "completed_at": completed_at,

@@ -308,6 +308,7 @@ def test_the_human_loop_end_to_end(
         "conversations": 2,
         "customer_messages": 3,
         "assistant_answers": 1,
+        "cached_answers": 0,
         "handoffs": 1,
         "handoffs_by_reason": {"low_confidence": 1},
         "agent_replies": 1,

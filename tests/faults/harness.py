@@ -72,6 +72,9 @@ class Cluster:
             reconcile_interval=2,
             reconcile_queued_after=5,
             max_queue_depth=0,
+            # Every question must reach the model, so that kills hit answers in flight: a
+            # paraphrase answered from the cache never would.
+            answer_cache=False,
             rate_limit_per_minute=0,
             message_rate_limit_per_minute=0,
             ask_wait_seconds=0,

@@ -1,0 +1,282 @@
+"""The answer cache: a question whose standalone form matches an earlier first-turn answer's (the
+same words, or a vector within the calibrated similarity), answered from the same entry with the
+same statements, receives that answer without the model.
+
+Rows are written by the worker in the transaction that stores the answer (`store`) and removed
+when an entry they cite is edited (`forget_entries`), when a customer rates the answer down
+(`forget_answer`), by an operator (`purge`), or when they fall out of the size bound. Each worker
+process keeps the rows' vectors in memory (`AnswerCache`) and reads only new rows per lookup; a
+candidate is read back from the database before it is used, so a removed row is never served.
+"""
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from shared.answer_cache.models import CachedAnswerEntry, CachedAnswerRow
+from shared.answering.engine import Answer, AnswerOrigin
+from shared.answering.reuse import CachedAnswer, CacheKey, entry_digest
+from shared.core.db import read_scope, session_scope
+from shared.knowledge import KnowledgeBase
+from shared.questions.models import Question
+
+logger = logging.getLogger(__name__)
+
+# Rows committed out of id order (PostgreSQL sequences) are still seen: each refresh re-reads the
+# last few ids, and the whole table is re-read now and then (which also drops removed rows).
+REREAD_IDS = 64
+FULL_RELOAD_SECONDS = 300.0
+
+
+@dataclass(frozen=True)
+class _Indexed:
+    question: str
+    vector_model: str | None
+    entry_id: str
+    statements: str
+    anchors: str | None  # only for a model's wording, which must answer the same terms
+
+
+class AnswerCache:
+    """One process's view of the cache. Thread-safe; the lookup opens its own session."""
+
+    def __init__(self, sessions: sessionmaker[Session], *, similarity: float) -> None:
+        self.sessions = sessions
+        self.similarity = similarity
+        self._rows: dict[int, _Indexed] = {}
+        self._vectors: dict[int, npt.NDArray[np.float32]] = {}
+        self._by_question: dict[str, set[int]] = {}
+        self._matrix: npt.NDArray[np.float32] | None = None
+        self._matrix_ids: list[int] = []
+        self._seen = 0
+        self._loaded_at = 0.0
+        self._lock = threading.Lock()
+
+    def lookup(self, key: CacheKey, knowledge: KnowledgeBase) -> CachedAnswer | None:
+        """The cached answer for `key`, if one is equivalent and every entry it cites is
+        unchanged in `knowledge`; a stale one is removed on the way."""
+        found, stale = None, []
+        with self._lock, read_scope(self.sessions) as session:
+            self._refresh(session)
+            for cache_id in self._candidates(key):
+                row = session.get(CachedAnswerRow, cache_id)
+                if row is None:  # removed since it was read
+                    self._forget(cache_id)
+                elif not _current(row, knowledge):
+                    stale.append(cache_id)
+                    self._forget(cache_id)
+                else:
+                    found = CachedAnswer(
+                        id=row.id,
+                        text=row.text,
+                        origin=row.origin,
+                        model=row.model,
+                        sources=row.sources,
+                        knowledge_version=row.knowledge_version,
+                    )
+                    break
+        if stale:
+            logger.info("answer cache: %d answer(s) cite a changed entry; removed", len(stale))
+            with session_scope(self.sessions) as session:
+                _delete(session, CachedAnswerRow.id.in_(stale))
+        return found
+
+    def _candidates(self, key: CacheKey) -> list[int]:
+        """Ids of rows answered from the same entry with the same statements whose question is
+        the same or close enough, the closest first."""
+        scored: dict[int, float] = dict.fromkeys(self._by_question.get(key.question, ()), 2.0)
+        if key.vector is not None and self._rows:
+            matrix = self._vector_matrix()
+            if matrix is not None:
+                query = np.frombuffer(key.vector, dtype=np.float32)
+                if query.shape[0] == matrix.shape[1]:
+                    similarities = matrix @ query
+                    for row in np.flatnonzero(similarities >= self.similarity):
+                        cache_id = self._matrix_ids[row]
+                        scored.setdefault(cache_id, float(similarities[row]))
+        matching = [
+            cache_id
+            for cache_id in scored
+            if (indexed := self._rows.get(cache_id)) is not None
+            and indexed.entry_id == key.entry_id
+            and indexed.statements == key.statements
+            and indexed.anchors in (None, key.anchors)
+            and (scored[cache_id] > 1.5 or indexed.vector_model == key.vector_model)
+        ]
+        return sorted(matching, key=lambda cache_id: -scored[cache_id])
+
+    def _refresh(self, session: Session) -> None:
+        if time.monotonic() - self._loaded_at > FULL_RELOAD_SECONDS:
+            self._rows.clear()
+            self._vectors.clear()
+            self._by_question.clear()
+            self._matrix = None
+            self._seen = 0
+            self._loaded_at = time.monotonic()
+        query = select(
+            CachedAnswerRow.id,
+            CachedAnswerRow.question,
+            CachedAnswerRow.vector,
+            CachedAnswerRow.vector_model,
+            CachedAnswerRow.entry_id,
+            CachedAnswerRow.statements,
+            CachedAnswerRow.anchors,
+            CachedAnswerRow.origin,
+        ).where(CachedAnswerRow.id > self._seen - REREAD_IDS)
+        for (
+            cache_id,
+            question,
+            vector,
+            vector_model,
+            entry_id,
+            statements,
+            anchors,
+            origin,
+        ) in session.execute(query):
+            self._seen = max(self._seen, cache_id)
+            if cache_id in self._rows:
+                continue
+            self._rows[cache_id] = _Indexed(
+                question,
+                vector_model,
+                entry_id,
+                statements,
+                anchors if origin == AnswerOrigin.GENERATED.value else None,
+            )
+            self._by_question.setdefault(question, set()).add(cache_id)
+            if vector is not None:
+                self._vectors[cache_id] = np.frombuffer(vector, dtype=np.float32)
+                self._matrix = None
+
+    def _vector_matrix(self) -> npt.NDArray[np.float32] | None:
+        if self._matrix is None:
+            sizes = {vector.shape[0] for vector in self._vectors.values()}
+            if len(sizes) != 1:  # none, or vectors of two embedding models: keep the newest
+                newest = max(self._vectors, default=None)
+                if newest is None:
+                    return None
+                size = self._vectors[newest].shape[0]
+                ids = [i for i, vector in self._vectors.items() if vector.shape[0] == size]
+            else:
+                ids = list(self._vectors)
+            self._matrix_ids = ids
+            self._matrix = np.stack([self._vectors[i] for i in ids])
+        return self._matrix
+
+    def _forget(self, cache_id: int) -> None:
+        indexed = self._rows.pop(cache_id, None)
+        if indexed is not None:
+            self._by_question.get(indexed.question, set()).discard(cache_id)
+        if self._vectors.pop(cache_id, None) is not None:
+            self._matrix = None
+
+
+def _current(row: CachedAnswerRow, knowledge: KnowledgeBase) -> bool:
+    """Whether every entry the row cites is in `knowledge` with the same content."""
+    for cited in row.entries:
+        entry = knowledge.entry(cited.entry_id)
+        if entry is None or entry_digest(entry) != cited.digest:
+            return False
+    return bool(row.entries)
+
+
+def store(*, session: Session, question_id: str, answer: Answer, max_entries: int) -> int | None:
+    """Keep `answer` for equivalent questions, in the caller's transaction; the oldest rows go
+    beyond `max_entries`. Only a reusable answer (a first turn's, not a handoff, not itself
+    from the cache) is kept."""
+    key = answer.cache_key
+    if key is None or answer.cached_from is not None:
+        return None
+    row = CachedAnswerRow(
+        question_id=question_id,
+        question=key.question,
+        vector=key.vector,
+        vector_model=key.vector_model,
+        entry_id=key.entry_id,
+        statements=key.statements,
+        anchors=key.anchors,
+        text=answer.text,
+        origin=answer.origin.value,
+        model=answer.model,
+        sources=answer.sources,
+        knowledge_version=answer.knowledge_version,
+        entries=[
+            CachedAnswerEntry(entry_id=entry_id, digest=entry_hash)
+            for entry_id, entry_hash in key.entries.items()
+        ],
+    )
+    session.add(row)
+    session.flush()
+    if row.id > max_entries:
+        _delete(session, CachedAnswerRow.id <= row.id - max_entries)
+    return row.id
+
+
+def forget_entries(*, session: Session, entry_ids: list[str]) -> int:
+    """Remove every cached answer citing one of `entry_ids` (they were edited or removed)."""
+    cited = select(CachedAnswerEntry.cache_id).where(CachedAnswerEntry.entry_id.in_(entry_ids))
+    return _delete(session, CachedAnswerRow.id.in_(cited))
+
+
+def forget_answer(*, session: Session, question_id: str) -> int:
+    """Remove the cached answer that the question's answer was or repeated (it was rated down)."""
+    cached_from = session.scalar(select(Question.cached_from).where(Question.id == question_id))
+    condition = CachedAnswerRow.question_id == question_id
+    if cached_from is not None:
+        condition = condition | (CachedAnswerRow.id == cached_from)
+    return _delete(session, condition)
+
+
+def purge(*, session: Session, entry_id: str | None = None, cache_id: int | None = None) -> int:
+    """Remove every cached answer, those citing `entry_id`, or the one `cache_id`."""
+    if cache_id is not None:
+        return _delete(session, CachedAnswerRow.id == cache_id)
+    if entry_id is not None:
+        return forget_entries(session=session, entry_ids=[entry_id])
+    return _delete(session, CachedAnswerRow.id.is_not(None))
+
+
+def _delete(session: Session, condition: Any) -> int:
+    ids = list(session.scalars(select(CachedAnswerRow.id).where(condition)))
+    if not ids:
+        return 0
+    session.execute(delete(CachedAnswerEntry).where(CachedAnswerEntry.cache_id.in_(ids)))
+    session.execute(delete(CachedAnswerRow).where(CachedAnswerRow.id.in_(ids)))
+    return len(ids)
+
+
+@dataclass(frozen=True)
+class CacheListing:
+    rows: list[tuple[CachedAnswerRow, int, Any]]  # row, hits, last hit
+    total: int
+
+
+def list_cached(*, session: Session, limit: int, offset: int) -> CacheListing:
+    """Cached answers, newest first, with how often each was served and when last."""
+    hits = (
+        select(
+            Question.cached_from,
+            func.count().label("hits"),
+            func.max(Question.completed_at).label("last_hit_at"),
+        )
+        .where(Question.cached_from.is_not(None))
+        .group_by(Question.cached_from)
+        .subquery()
+    )
+    query = (
+        select(CachedAnswerRow, func.coalesce(hits.c.hits, 0), hits.c.last_hit_at)
+        .outerjoin(hits, hits.c.cached_from == CachedAnswerRow.id)
+        .order_by(CachedAnswerRow.id.desc())
+        .limit(limit)
+        .offset(offset)
+    )
+    rows = [(row, int(count), last) for row, count, last in session.execute(query)]
+    total = session.scalar(select(func.count()).select_from(CachedAnswerRow)) or 0
+    return CacheListing(rows=rows, total=total)

@@ -1,0 +1,56 @@
+"""What an answer depends on, so that an equivalent later question can reuse it (the answer
+cache, `shared.answer_cache`): the standalone question, the entry it was answered from and the
+statements selected from it, and the content of every entry it cites."""
+
+import hashlib
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from shared.knowledge import Entry
+
+CACHE_PROVIDER = "cache"  # the `provider` of an answer given again from the cache
+_NON_WORD = re.compile(r"[^\w]+")
+
+
+def normalise(question: str) -> str:
+    """The question as the cache compares it exactly: lower case, words only."""
+    return " ".join(_NON_WORD.sub(" ", question.lower()).split())
+
+
+def digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def entry_digest(entry: Entry) -> str:
+    """Changes whenever the entry's question or answer does."""
+    return digest(f"{entry.question}\n{entry.answer}")
+
+
+@dataclass(frozen=True)
+class CacheKey:
+    question: str  # the standalone question, normalised
+    vector: bytes | None  # its vector (float32, unit length); None for keyword retrieval
+    vector_model: str | None
+    entry_id: str  # the entry answered from
+    statements: str  # digest of the statements selected from it
+    # The question's terms that the statements contain, sorted: a model's wording may answer
+    # exactly these ("next-day" of "express and next-day"), so it is reused only when they match.
+    anchors: str
+    entries: dict[str, str]  # every cited entry's id -> its digest now
+
+
+@dataclass(frozen=True)
+class CachedAnswer:
+    """An earlier answer that a new question may receive as it is."""
+
+    id: int
+    text: str
+    origin: str
+    model: str
+    sources: list[dict[str, Any]]
+    knowledge_version: str
+
+
+AnswerLookup = Callable[[CacheKey], CachedAnswer | None]

@@ -1,0 +1,107 @@
+"""The answer cache through the API with a real worker: a repeated question is answered from
+the cache, an edit of the entry removes its cached answers at once, a rating down removes the
+answer it rated, operators list and purge, analytics count the hits."""
+
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.main import create_app
+from shared.core.config import ProviderName, Settings
+from tests.conftest import PROJECT_ROOT, StartWorker
+
+pytestmark = pytest.mark.integration
+OPERATOR, PUBLIC = "operator-key", "widget-key"
+QUESTION = "How long does shipping take?"
+
+
+@pytest.fixture
+def settings(tmp_path: Path, base_settings: Settings) -> Settings:
+    knowledge = tmp_path / "knowledge"
+    shutil.copytree(PROJECT_ROOT / "knowledge", knowledge)
+    return base_settings.model_copy(
+        update={
+            "knowledge_path": knowledge,
+            "celery_queue": f"cache-{uuid.uuid4().hex[:6]}",
+            "llm_provider": ProviderName.EXTRACTIVE,
+            "api_keys": OPERATOR,
+            "public_keys": PUBLIC,
+            "rate_limit_per_minute": 0,
+            "message_rate_limit_per_minute": 0,
+            "knowledge_check_interval": 0.5,
+            "answer_cache": True,
+        }
+    )
+
+
+@pytest.fixture
+def api(settings: Settings, start_worker: StartWorker) -> Iterator[TestClient]:
+    start_worker(settings)
+    with TestClient(create_app(settings), base_url="http://testserver/api/v1") as client:
+        client.headers["Authorization"] = f"Bearer {OPERATOR}"
+        client.delete("/answer-cache")  # the shared database may hold other tests' answers
+        yield client
+
+
+def _ask(api: TestClient, question: str = QUESTION) -> dict[str, object]:
+    response = api.post("/ask", json={"question": question})
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_repeated_question_is_answered_from_the_cache_until_its_entry_changes(
+    api: TestClient,
+) -> None:
+    first = _ask(api)
+    assert first["provider"] == "extractive" and first["action"] == "answer"
+    again = _ask(api, QUESTION.upper())
+    assert again["provider"] == "cache"
+    assert again["answer"] == first["answer"] and again["sources"] == first["sources"]
+    assert again["knowledge_version"] == first["knowledge_version"]
+
+    listed = api.get("/answer-cache").json()
+    assert listed["total"] == 1
+    cached = listed["answers"][0]
+    assert cached["hits"] == 1 and cached["entry_id"] == first["sources"][0]["id"]
+
+    analytics = api.get("/analytics").json()
+    assert analytics["counts"]["cached_answers"] >= 1
+
+    # Editing the entry removes its cached answers in the same transaction.
+    entry_url = f"/knowledge/entries/{quote(cached['entry_id'], safe='')}"
+    entry = api.get(entry_url).json()
+    edited = api.put(
+        entry_url,
+        json={"question": entry["question"], "answer": "Every order arrives within 3 days."},
+    )
+    assert edited.status_code == 200, edited.text
+    assert api.get("/answer-cache").json()["total"] == 0
+    fresh = _ask(api)
+    assert fresh["provider"] == "extractive" and "3 days" in fresh["answer"]
+    assert fresh["knowledge_version"] == edited.json()["version"]
+
+
+def test_a_rating_down_removes_the_answer_and_operators_purge(api: TestClient) -> None:
+    _ask(api)
+    public = {"Authorization": f"Bearer {PUBLIC}"}
+    created = api.post("/conversations", headers=public).json()
+    customer = {**public, "X-Conversation-Token": created["token"]}
+    url = f"/conversations/{created['conversation_id']}/messages"
+    reply = api.post(url, json={"text": QUESTION}, headers=customer).json()
+    assert reply["provider"] == "cache", reply
+    rated = api.post(
+        f"{url}/{reply['reply_id']}/feedback", json={"rating": "down"}, headers=customer
+    )
+    assert rated.status_code in (200, 201), rated.text
+    assert api.get("/answer-cache").json()["total"] == 0
+    assert _ask(api)["provider"] == "extractive"
+
+    assert api.get("/answer-cache", headers=public).status_code == 403
+    assert api.delete("/answer-cache", headers=public).status_code == 403
+    assert api.delete("/answer-cache").json() == {"removed": 1}
+    assert api.delete("/answer-cache/123456").status_code == 404

@@ -1,0 +1,140 @@
+"""The answer cache with the real engine, the default knowledge base and a migrated database."""
+
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from shared.answer_cache.models import CachedAnswerRow
+from shared.answer_cache.service import AnswerCache, forget_answer, forget_entries, store
+from shared.answering.engine import Answer, AnswerAction, answer_question
+from shared.answering.reuse import CachedAnswer, CacheKey
+from shared.core.config import ProviderName, Settings
+from shared.core.db import create_db_engine, create_session_factory, session_scope
+from shared.knowledge import Entry, KnowledgeBase
+from shared.llm import ProviderChoice, create_http_client, create_provider
+from shared.llm.base import Turn
+from shared.questions.models import Question
+from tests.conftest import fresh_database
+
+SETTINGS = Settings(_env_file=None, embedding_cache_dir=None)  # type: ignore[call-arg]
+PROVIDER = create_provider(
+    SETTINGS,
+    client=create_http_client(SETTINGS),
+    choice=ProviderChoice(ProviderName.EXTRACTIVE, ""),
+)
+
+
+@pytest.fixture
+def sessions(tmp_path: Path) -> Iterator[sessionmaker[Session]]:
+    with fresh_database("sqlite", tmp_path) as url:
+        engine = create_db_engine(url)
+        yield create_session_factory(engine)
+        engine.dispose()
+
+
+class Asker:
+    """Answers as a worker does: look up, answer, keep what may be reused."""
+
+    def __init__(self, sessions: sessionmaker[Session], knowledge: KnowledgeBase) -> None:
+        self.sessions = sessions
+        self.knowledge = knowledge
+        self.cache = AnswerCache(sessions, similarity=SETTINGS.answer_cache_similarity)
+
+    def lookup(self, key: CacheKey) -> CachedAnswer | None:
+        return self.cache.lookup(key, self.knowledge)
+
+    def ask(self, text: str, history: list[Turn] | None = None) -> tuple[Answer, str]:
+        answer = answer_question(
+            question=text, context_method="hybrid", knowledge=self.knowledge,
+            provider=PROVIDER, settings=SETTINGS, history=history or [], cache=self.lookup,
+        )  # fmt: skip
+        with session_scope(self.sessions) as session:
+            question = Question(question=text, status="completed")
+            session.add(question)
+            session.flush()
+            store(session=session, question_id=question.id, answer=answer, max_entries=100)
+            return answer, question.id
+
+    def rows(self) -> int:
+        with session_scope(self.sessions) as session:
+            return session.scalar(select(func.count()).select_from(CachedAnswerRow)) or 0
+
+
+def test_the_same_question_again_is_answered_from_the_cache(
+    sessions: sessionmaker[Session], knowledge: KnowledgeBase
+) -> None:
+    asker = Asker(sessions, knowledge)
+    first, _ = asker.ask("How long does standard shipping take?")
+    assert first.action is AnswerAction.ANSWER and first.provider == "extractive"
+    again, _ = asker.ask("how long does standard shipping take")
+    assert again.provider == "cache" and again.cached_from is not None
+    assert again.text == first.text and again.sources == first.sources
+    assert again.knowledge_version == first.knowledge_version
+    assert asker.rows() == 1  # an answer from the cache is not stored again
+
+
+def test_a_close_paraphrase_is_a_hit_and_another_fact_of_the_same_entry_is_not(
+    sessions: sessionmaker[Session], knowledge: KnowledgeBase
+) -> None:
+    asker = Asker(sessions, knowledge)
+    asker.ask("How much does next-day delivery cost?")
+    paraphrase, _ = asker.ask("How much does next day delivery cost?")
+    assert paraphrase.provider == "cache"
+    other, _ = asker.ask("How much does express delivery cost?")
+    assert other.provider != "cache"
+
+
+def test_handoffs_and_follow_ups_are_never_kept(
+    sessions: sessionmaker[Session], knowledge: KnowledgeBase
+) -> None:
+    asker = Asker(sessions, knowledge)
+    handoff, _ = asker.ask("Do you sell car insurance?")
+    assert handoff.action is AnswerAction.HANDOFF
+    history = [
+        Turn(role="customer", text="Do you ship internationally?"),
+        Turn(role="assistant", text="Yes, we ship to over 40 countries."),
+    ]
+    follow_up, _ = asker.ask("How long does it take?", history=history)
+    assert follow_up.action is AnswerAction.ANSWER and follow_up.cache_key is None
+    assert asker.rows() == 0
+
+
+def test_an_edited_entry_is_never_answered_from_its_old_content(
+    sessions: sessionmaker[Session], knowledge: KnowledgeBase
+) -> None:
+    asker = Asker(sessions, knowledge)
+    first, _ = asker.ask("How long does standard shipping take?")
+    cited = first.sources[0]["id"]
+    entries = [
+        Entry(e.id, e.question, e.answer.rstrip(".") + ", or so.", e.source, e.kind)
+        if e.id == cited
+        else e
+        for e in knowledge.entries
+    ]
+    # The same index (and as many statements), one of them changed.
+    asker.knowledge = replace(knowledge, entries=entries)
+    again, _ = asker.ask("How long does standard shipping take?")
+    assert again.provider != "cache"
+    assert asker.rows() == 1  # the stale row went, the new answer is kept
+
+
+def test_forgetting_by_entry_and_by_a_rating_down(
+    sessions: sessionmaker[Session], knowledge: KnowledgeBase
+) -> None:
+    asker = Asker(sessions, knowledge)
+    first, _ = asker.ask("How long does standard shipping take?")
+    asker.ask("Can I still cancel my order?")
+    with session_scope(sessions) as session:
+        assert forget_entries(session=session, entry_ids=[first.sources[0]["id"]]) >= 1
+    assert asker.ask("How long does standard shipping take?")[0].provider != "cache"
+    hit, hit_question = asker.ask("Can I still cancel my order?")
+    assert hit.provider == "cache"
+    with session_scope(sessions) as session:
+        session.get(Question, hit_question).cached_from = hit.cached_from  # as the worker stores
+    with session_scope(sessions) as session:
+        assert forget_answer(session=session, question_id=hit_question) == 1
+    assert asker.ask("Can I still cancel my order?")[0].provider != "cache"
