@@ -30,7 +30,6 @@ import shared.conversations.models  # noqa: E402, F401
 from bench.answer_quality import EVAL_DIR, provider_for  # noqa: E402
 from shared.answer_cache.service import AnswerCache, store  # noqa: E402
 from shared.answering.engine import AnswerAction, answer_question  # noqa: E402
-from shared.answering.reuse import CachedAnswer, CacheKey  # noqa: E402
 from shared.core.config import Settings, get_settings  # noqa: E402
 from shared.core.db import Base, create_db_engine, create_session_factory, session_scope  # noqa: E402
 from shared.knowledge import KnowledgeBase  # noqa: E402
@@ -83,9 +82,6 @@ def run(
         sessions = create_session_factory(engine)
         cache = AnswerCache(sessions, similarity=threshold)
 
-        def lookup(key: CacheKey) -> CachedAnswer | None:
-            return cache.lookup(key, base)
-
         for query in order:
             gold = base.entries[query.faq_id].id
             started = time.perf_counter()
@@ -95,7 +91,7 @@ def run(
                 knowledge=base,
                 provider=provider,
                 settings=settings,
-                cache=lookup,
+                cache=cache.over(base),
             )
             elapsed = (time.perf_counter() - started) * 1000
             result.questions += 1

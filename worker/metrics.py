@@ -35,8 +35,9 @@ TOKENS_PER_SECOND = Histogram(
 )  # fmt: skip
 ANSWER_CACHE_LOOKUPS = Counter(
     "support_answer_cache_lookups_total",
-    "Answer-cache lookups of questions the assistant answers, by result (hit, miss).",
-    ["result"],
+    "Answer-cache lookups, by kind (repeated: the same words; equivalent: a close question "
+    "answered from the same statements) and result (hit, miss).",
+    ["kind", "result"],
 )
 ANSWERS = Counter(
     "support_answers_total",

@@ -3,6 +3,8 @@
 import contextlib
 import logging
 import random
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import httpx
 from celery import Task
@@ -10,6 +12,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from sqlalchemy.orm import Session
 
 from shared.answer_cache import service as answer_cache
+from shared.answer_cache.service import CacheLookup
 from shared.answering.engine import Answer, AnswerAction, answer_question
 from shared.answering.handoff import HandoffReason
 from shared.answering.reuse import AnswerLookup, CachedAnswer, CacheKey
@@ -311,20 +314,33 @@ def answer_question_task(self: Task, question_id: str) -> str:
 
 
 def _cache_lookup(resources: WorkerResources, knowledge: KnowledgeBase) -> AnswerLookup | None:
-    cache = resources.answer_cache
-    if cache is None:
+    if resources.answer_cache is None:
         return None
+    return _CountedLookup(resources.answer_cache.over(knowledge))
 
-    def lookup(key: CacheKey) -> CachedAnswer | None:
+
+@dataclass(frozen=True)
+class _CountedLookup:
+    """The cache as the engine sees it, counted; a failing lookup is a miss (the cache only
+    saves work: without it the question is answered as usual)."""
+
+    lookup: CacheLookup
+
+    def repeated(self, question: str) -> CachedAnswer | None:
+        return self._counted("repeated", lambda: self.lookup.repeated(question))
+
+    def equivalent(self, key: CacheKey) -> CachedAnswer | None:
+        return self._counted("equivalent", lambda: self.lookup.equivalent(key))
+
+    @staticmethod
+    def _counted(kind: str, find: Callable[[], CachedAnswer | None]) -> CachedAnswer | None:
         try:
-            found = cache.lookup(key, knowledge)
-        except Exception:  # the cache only saves work: without it the model answers
+            found = find()
+        except Exception:
             logger.warning("answer cache lookup failed", exc_info=True)
             found = None
-        metrics.ANSWER_CACHE_LOOKUPS.labels("hit" if found else "miss").inc()
+        metrics.ANSWER_CACHE_LOOKUPS.labels(kind, "hit" if found else "miss").inc()
         return found
-
-    return lookup
 
 
 def _observe(answer: Answer) -> None:

@@ -33,6 +33,7 @@ def upgrade() -> None:
         sa.Column("model", sa.String(length=128), nullable=False),
         sa.Column("sources", sa.JSON(), nullable=False),
         sa.Column("knowledge_version", sa.String(length=32), nullable=False),
+        sa.Column("confidence", sa.Float(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["question_id"],

@@ -3,7 +3,7 @@
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Integer, LargeBinary, String, Text
+from sqlalchemy import JSON, Float, ForeignKey, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from shared.core.db import Base, UTCDateTime, utcnow
@@ -30,6 +30,7 @@ class CachedAnswerRow(Base):
     model: Mapped[str] = mapped_column(String(128))
     sources: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
     knowledge_version: Mapped[str] = mapped_column(String(32))
+    confidence: Mapped[float] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     entries: Mapped[list["CachedAnswerEntry"]] = relationship(

@@ -12,6 +12,7 @@ candidate is read back from the database before it is used, so a removed row is 
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,6 +43,7 @@ class _Indexed:
     entry_id: str
     statements: str
     anchors: str | None  # only for a model's wording, which must answer the same terms
+    knowledge_version: str
 
 
 class AnswerCache:
@@ -59,13 +61,39 @@ class AnswerCache:
         self._loaded_at = 0.0
         self._lock = threading.Lock()
 
-    def lookup(self, key: CacheKey, knowledge: KnowledgeBase) -> CachedAnswer | None:
+    def over(self, knowledge: KnowledgeBase) -> "CacheLookup":
+        """Lookups against one loaded knowledge base, as the engine makes them."""
+        return CacheLookup(self, knowledge)
+
+    def repeated(self, question: str, knowledge: KnowledgeBase) -> CachedAnswer | None:
+        """A cached answer to the same normalised words, made from this knowledge version."""
+
+        def candidates() -> list[int]:
+            return sorted(
+                (
+                    cache_id
+                    for cache_id in self._by_question.get(question, ())
+                    if self._rows[cache_id].knowledge_version == knowledge.version
+                ),
+                reverse=True,
+            )
+
+        return self._first_current(candidates, knowledge)
+
+    def equivalent(self, key: CacheKey, knowledge: KnowledgeBase) -> CachedAnswer | None:
         """The cached answer for `key`, if one is equivalent and every entry it cites is
-        unchanged in `knowledge`; a stale one is removed on the way."""
+        unchanged in `knowledge`."""
+        return self._first_current(lambda: self._candidates(key), knowledge)
+
+    def _first_current(
+        self, candidates: Callable[[], list[int]], knowledge: KnowledgeBase
+    ) -> CachedAnswer | None:
+        """The first candidate still stored whose entries are unchanged; stale ones are removed
+        on the way."""
         found, stale = None, []
         with self._lock, read_scope(self.sessions) as session:
             self._refresh(session)
-            for cache_id in self._candidates(key):
+            for cache_id in candidates():
                 row = session.get(CachedAnswerRow, cache_id)
                 if row is None:  # removed since it was read
                     self._forget(cache_id)
@@ -80,6 +108,7 @@ class AnswerCache:
                         model=row.model,
                         sources=row.sources,
                         knowledge_version=row.knowledge_version,
+                        confidence=row.confidence,
                     )
                     break
         if stale:
@@ -129,30 +158,24 @@ class AnswerCache:
             CachedAnswerRow.statements,
             CachedAnswerRow.anchors,
             CachedAnswerRow.origin,
+            CachedAnswerRow.knowledge_version,
         ).where(CachedAnswerRow.id > self._seen - REREAD_IDS)
-        for (
-            cache_id,
-            question,
-            vector,
-            vector_model,
-            entry_id,
-            statements,
-            anchors,
-            origin,
-        ) in session.execute(query):
-            self._seen = max(self._seen, cache_id)
-            if cache_id in self._rows:
+        for row in session.execute(query):
+            self._seen = max(self._seen, row.id)
+            if row.id in self._rows:
                 continue
-            self._rows[cache_id] = _Indexed(
-                question,
-                vector_model,
-                entry_id,
-                statements,
-                anchors if origin == AnswerOrigin.GENERATED.value else None,
+            generated = row.origin == AnswerOrigin.GENERATED.value
+            self._rows[row.id] = _Indexed(
+                question=row.question,
+                vector_model=row.vector_model,
+                entry_id=row.entry_id,
+                statements=row.statements,
+                anchors=row.anchors if generated else None,
+                knowledge_version=row.knowledge_version,
             )
-            self._by_question.setdefault(question, set()).add(cache_id)
-            if vector is not None:
-                self._vectors[cache_id] = np.frombuffer(vector, dtype=np.float32)
+            self._by_question.setdefault(row.question, set()).add(row.id)
+            if row.vector is not None:
+                self._vectors[row.id] = np.frombuffer(row.vector, dtype=np.float32)
                 self._matrix = None
 
     def _vector_matrix(self) -> npt.NDArray[np.float32] | None:
@@ -176,6 +199,20 @@ class AnswerCache:
             self._by_question.get(indexed.question, set()).discard(cache_id)
         if self._vectors.pop(cache_id, None) is not None:
             self._matrix = None
+
+
+@dataclass(frozen=True)
+class CacheLookup:
+    """The cache over one knowledge base: what the engine calls (`AnswerLookup`)."""
+
+    cache: AnswerCache
+    knowledge: KnowledgeBase
+
+    def repeated(self, question: str) -> CachedAnswer | None:
+        return self.cache.repeated(question, self.knowledge)
+
+    def equivalent(self, key: CacheKey) -> CachedAnswer | None:
+        return self.cache.equivalent(key, self.knowledge)
 
 
 def _current(row: CachedAnswerRow, knowledge: KnowledgeBase) -> bool:
@@ -207,6 +244,7 @@ def store(*, session: Session, question_id: str, answer: Answer, max_entries: in
         model=answer.model,
         sources=answer.sources,
         knowledge_version=answer.knowledge_version,
+        confidence=answer.confidence,
         entries=[
             CachedAnswerEntry(entry_id=entry_id, digest=entry_hash)
             for entry_id, entry_hash in key.entries.items()

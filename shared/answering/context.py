@@ -64,11 +64,15 @@ def standalone_question(
     history: Sequence[Turn],
     knowledge: KnowledgeBase,
     provider: LLMProvider | None = None,
+    message_vector: Vector | None = None,
 ) -> StandaloneQuestion:
-    """The customer's message as the question to retrieve with."""
+    """The customer's message as the question to retrieve with (`message_vector`: the
+    message's own vector, when the caller has it already)."""
     earlier = next((t.text for t in reversed(history) if t.role == "customer"), None)
+    if message_vector is None:
+        message_vector = knowledge.embed_query(message)
     if earlier is None:
-        return StandaloneQuestion(message, knowledge.embed_query(message))
+        return StandaloneQuestion(message, message_vector)
     if provider is not None and provider.rewrites:
         try:
             rewritten = " ".join(provider.rewrite(history=history, message=message).split())
@@ -78,7 +82,7 @@ def standalone_question(
             if 3 <= len(rewritten) <= 500:
                 return StandaloneQuestion(rewritten, knowledge.embed_query(rewritten), True)
     text = f"{earlier} {message}"
-    own = knowledge.embed_query(message)
+    own = message_vector
     if own is None:
         return StandaloneQuestion(text, None)
     if bare_follow_up(message):

@@ -164,10 +164,15 @@ def retrieve(
     method: ContextMethod,
     k: int,
     provider: LLMProvider | None = None,
+    message_vector: Vector | None = None,
 ) -> Retrieval:
     """Search the base for a customer message, understood against the turns before it."""
     standalone = standalone_question(
-        message=message, history=history, knowledge=knowledge, provider=provider
+        message=message,
+        history=history,
+        knowledge=knowledge,
+        provider=provider,
+        message_vector=message_vector,
     )
     foreign = bool(foreign_places(standalone.text, knowledge))
     query = standalone.text
@@ -205,7 +210,13 @@ def answer_question(
     the entry's statements do not verify. `history` is the conversation before `question`;
     `cache` finds an earlier answer to the same question from the same statements."""
     started = time.perf_counter()
-    if asks_for_a_person(question, knowledge.index.embedder):
+    if cache is not None and not history and (cached := cache.repeated(normalise(question))):
+        if on_token is not None:
+            on_token(cached.text)
+        return repeat(cached, provider, timings={"retrieval_ms": None})
+    # The message is embedded once: for recognising a request for a person and for retrieval.
+    message_vector = knowledge.embed_query(question)
+    if asks_for_a_person(question, knowledge.index.embedder, vector=message_vector):
         if on_token is not None:
             on_token(settings.person_requested_message)
         return Answer(
@@ -228,6 +239,7 @@ def answer_question(
         method=method,
         k=settings.retrieval_top_k,
         provider=provider,
+        message_vector=message_vector,
     )
     standalone, query, query_vector, hits = (
         found.standalone,
@@ -283,10 +295,15 @@ def answer_question(
         selection = Selection(hit=hits[0], units=hits[0].entry.units, scores=[])
     statements = selection.text
     key = cache_key(standalone.text, vector, vector_model, selection, hits)
-    if cache is not None and (cached := cache(key)) is not None:
+    if cache is not None and (cached := cache.equivalent(key)) is not None:
         if on_token is not None:
             on_token(cached.text)
-        return from_cache(cached, make(cached.text, AnswerOrigin(cached.origin), cached.model))
+        return replace(
+            repeat(cached, provider, timings=timings),
+            standalone_question=standalone.text if history else None,
+            vector=vector,
+            vector_model=vector_model,
+        )
     # An answer that leaned on earlier turns is not reused: only a first turn's answer depends
     # on nothing but its standalone question.
     reusable = key if not history else None
@@ -355,12 +372,20 @@ def cache_key(
     )
 
 
-def from_cache(cached: CachedAnswer, answer: Answer) -> Answer:
-    """The earlier answer as it was given: its sources and knowledge version, `provider: cache`."""
-    return replace(
-        answer,
+def repeat(
+    cached: CachedAnswer, provider: LLMProvider, *, timings: dict[str, float | None]
+) -> Answer:
+    """The earlier answer as it was given: its sources, confidence and knowledge version,
+    `provider: cache`."""
+    return Answer(
+        text=cached.text,
+        action=AnswerAction.ANSWER,
+        origin=AnswerOrigin(cached.origin),
+        confidence=cached.confidence,
         sources=cached.sources,
-        knowledge_version=cached.knowledge_version,
         provider=CACHE_PROVIDER,
+        model=cached.model or provider.model,
+        knowledge_version=cached.knowledge_version,
+        timings=timings,
         cached_from=cached.id,
     )

@@ -6,7 +6,7 @@ from enum import StrEnum
 
 import numpy as np
 
-from shared.knowledge.embeddings import Embedder, Vectors
+from shared.knowledge.embeddings import Embedder, Vector, Vectors
 
 
 class HandoffReason(StrEnum):
@@ -66,11 +66,15 @@ def _example_vectors(embedder: Embedder) -> Vectors:
     return vectors
 
 
-def asks_for_a_person(message: str, embedder: Embedder | None = None) -> bool:
-    """Whether the customer asks to be passed to a person, in any phrasing."""
+def asks_for_a_person(
+    message: str, embedder: Embedder | None = None, *, vector: Vector | None = None
+) -> bool:
+    """Whether the customer asks to be passed to a person, in any phrasing (`vector`: the
+    message's vector by `embedder`, when the caller has it already)."""
     if _WANTS_A_PERSON.search(message):
         return True
     if embedder is None:
         return False
-    vector = embedder.embed([message])[0]
+    if vector is None:
+        vector = embedder.embed([message])[0]
     return bool(np.max(_example_vectors(embedder) @ vector) >= SIMILARITY)

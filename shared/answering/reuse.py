@@ -4,9 +4,8 @@ statements selected from it, and the content of every entry it cites."""
 
 import hashlib
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from shared.knowledge import Entry
 
@@ -51,6 +50,15 @@ class CachedAnswer:
     model: str
     sources: list[dict[str, Any]]
     knowledge_version: str
+    confidence: float
 
 
-AnswerLookup = Callable[[CacheKey], CachedAnswer | None]
+class AnswerLookup(Protocol):
+    """Where the engine finds earlier answers (`shared.answer_cache` over one knowledge base)."""
+
+    def repeated(self, question: str) -> CachedAnswer | None:
+        """An answer to the same words (normalised), made from this very knowledge base: the
+        engine would retrieve and select exactly as it did then, so nothing is computed."""
+
+    def equivalent(self, key: CacheKey) -> CachedAnswer | None:
+        """An answer to a question as close as `key`'s, from the same entry's same statements."""

@@ -105,7 +105,7 @@ class Settings(BaseSettings):
     # the same words, or a vector at least this close (cosine), answered from the same entry's
     # same statements. Calibrated on StackFAQ by `python bench/answer_cache.py --calibrate`.
     answer_cache: bool = True
-    answer_cache_similarity: float = Field(default=0.92, ge=0, le=1)
+    answer_cache_similarity: float = Field(default=0.80, ge=0, le=1)
     answer_cache_max_entries: int = Field(default=10_000, ge=1)
     handoff_message: str = (
         "I don't have that information, so I'm passing you to a human agent "

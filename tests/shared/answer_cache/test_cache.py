@@ -11,7 +11,6 @@ from sqlalchemy.orm import Session, sessionmaker
 from shared.answer_cache.models import CachedAnswerRow
 from shared.answer_cache.service import AnswerCache, forget_answer, forget_entries, store
 from shared.answering.engine import Answer, AnswerAction, answer_question
-from shared.answering.reuse import CachedAnswer, CacheKey
 from shared.core.config import ProviderName, Settings
 from shared.core.db import create_db_engine, create_session_factory, session_scope
 from shared.knowledge import Entry, KnowledgeBase
@@ -44,13 +43,11 @@ class Asker:
         self.knowledge = knowledge
         self.cache = AnswerCache(sessions, similarity=SETTINGS.answer_cache_similarity)
 
-    def lookup(self, key: CacheKey) -> CachedAnswer | None:
-        return self.cache.lookup(key, self.knowledge)
-
     def ask(self, text: str, history: list[Turn] | None = None) -> tuple[Answer, str]:
         answer = answer_question(
             question=text, context_method="hybrid", knowledge=self.knowledge,
-            provider=PROVIDER, settings=SETTINGS, history=history or [], cache=self.lookup,
+            provider=PROVIDER, settings=SETTINGS, history=history or [],
+            cache=self.cache.over(self.knowledge),
         )  # fmt: skip
         with session_scope(self.sessions) as session:
             question = Question(question=text, status="completed")
@@ -75,6 +72,8 @@ def test_the_same_question_again_is_answered_from_the_cache(
     assert again.text == first.text and again.sources == first.sources
     assert again.knowledge_version == first.knowledge_version
     assert asker.rows() == 1  # an answer from the cache is not stored again
+    # The same words over the same knowledge version: nothing is embedded or retrieved.
+    assert again.timings == {"retrieval_ms": None}
 
 
 def test_a_close_paraphrase_is_a_hit_and_another_fact_of_the_same_entry_is_not(
