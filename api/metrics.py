@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from api.deps import Services
 from api.middleware import ASGIApp, Message, Receive, Scope, Send
-from shared.core.db import session_scope
+from shared.core.db import read_scope
 from shared.questions.models import Question, QuestionStatus
 
 
@@ -73,7 +73,7 @@ class QuestionCollector(Collector):
         by_status = GaugeMetricFamily(
             "support_questions", "Questions by status.", labels=["status"]
         )
-        with session_scope(services.sessions) as session:
+        with read_scope(services.sessions) as session:
             counts = dict(
                 session.execute(
                     select(Question.status, func.count()).group_by(Question.status)

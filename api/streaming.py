@@ -11,7 +11,7 @@ from redis.exceptions import RedisError
 from api.deps import Services
 from shared.conversations.models import Conversation, Message
 from shared.conversations.service import list_messages, message_payload
-from shared.core.db import session_scope
+from shared.core.db import read_scope, session_scope
 from shared.core.errors import ConversationNotFound
 from shared.core.events import EventType, conversation_stream_key, decode_event
 from shared.questions.models import Question, QuestionStatus
@@ -50,7 +50,7 @@ async def _tail(services: Services, conversation_id: str) -> AsyncIterator[Event
 
 
 def _snapshot(services: Services, conversation_id: str) -> list[Message] | None:
-    with session_scope(services.sessions) as session:
+    with read_scope(services.sessions) as session:
         try:
             return list_messages(session=session, conversation_id=conversation_id)
         except ConversationNotFound:

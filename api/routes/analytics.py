@@ -20,7 +20,7 @@ from shared.analytics.service import (
     export_rows,
     report,
 )
-from shared.core.db import session_scope, utcnow
+from shared.core.db import read_scope, utcnow
 from shared.core.errors import AppError
 from shared.core.schemas import ErrorResponse
 
@@ -72,7 +72,7 @@ def analytics(services: ServicesDep, since: Since = None, until: Until = None) -
     person's first reply; the knowledge gaps, grouped by meaning, the largest first."""
     start, end = _period(since, until)
     settings = services.settings
-    with session_scope(services.sessions) as session:
+    with read_scope(services.sessions) as session:
         return report(
             session=session,
             since=start,
@@ -106,12 +106,12 @@ def _csv(rows: list[dict[str, object]], *, header: bool = False) -> str:
 def _export(services: Services, start: datetime, end: datetime, fmt: ExportFormat) -> Iterator[str]:
     """Rows in batches, each read in a short transaction of its own: no transaction stays open
     while the client downloads."""
-    with session_scope(services.sessions) as session:
+    with read_scope(services.sessions) as session:
         conversation_ids = export_conversations(session=session, since=start, until=end)
     if fmt is ExportFormat.CSV:
         yield _csv([], header=True)
     for batch in range(0, len(conversation_ids), EXPORT_BATCH):
-        with session_scope(services.sessions) as session:
+        with read_scope(services.sessions) as session:
             rows = list(
                 export_rows(
                     session=session,

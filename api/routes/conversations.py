@@ -1,11 +1,13 @@
 """Conversations: each belongs to its customer — whoever holds its token, or the signed-in
 customer it was started for — and to the support team (operators' keys)."""
 
+import logging
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, StreamingResponse
+from redis.exceptions import RedisError
 
 from api.deps import CustomerDep, PrincipalDep, Services, ServicesDep
 from api.security import Principal
@@ -37,14 +39,16 @@ from shared.conversations.service import (
     submit_message,
     token_matches,
 )
-from shared.core.db import session_scope
+from shared.core.db import read_scope, session_scope
 from shared.core.errors import STATUS_BY_CODE, ConversationNotFound, Forbidden, Unauthorized
 from shared.core.events import ConversationEvents, forget_conversation
 from shared.core.logs import request_id_var
+from shared.core.queue import waiting_tasks
 from shared.core.schemas import ErrorResponse
 from shared.questions.models import Question
 from shared.questions.service import get_question
 
+logger = logging.getLogger(__name__)
 router = APIRouter(tags=["conversations"])
 
 TokenHeader = Annotated[
@@ -92,18 +96,52 @@ def load_allowed(
     customer: str | None,
 ) -> Conversation:
     """The conversation, if the caller may see it; otherwise it does not exist for them (404)."""
-    with session_scope(services.sessions) as session:
+    with read_scope(services.sessions) as session:
         conversation = get_conversation(session=session, conversation_id=conversation_id)
         if not allowed(conversation, principal=principal, token=token, customer=customer):
             raise ConversationNotFound(conversation_id)
         return conversation
 
 
-def publish_customer_message(services: Services, submitted: Submitted) -> None:
-    """Put the customer's new message on the conversation's event stream."""
+def submit(
+    services: Services,
+    *,
+    text: str,
+    context_method: str,
+    idempotency_key: str | None,
+    conversation_id: str | None = None,
+    customer: str | None = None,
+) -> Submitted:
+    """Store and queue a customer's message, then put it on its conversation's event stream.
+    Blocking: call it in the thread pool, once per request."""
+    settings = services.settings
+    submitted = submit_message(
+        sessions=services.sessions,
+        producer=services.producer,
+        text=text,
+        conversation_id=conversation_id,
+        customer_id=customer,
+        context_method=context_method,
+        idempotency_key=idempotency_key,
+        max_queue_depth=settings.max_queue_depth,
+        waiting=lambda: _waiting_tasks(services),
+        retry_after=settings.retry_after_seconds * 5,
+        request_id=request_id_var.get(),
+    )
     if submitted.new_message is not None:
         events = ConversationEvents(services.sync_redis, submitted.conversation_id)
         events.message(submitted.new_message)
+    return submitted
+
+
+def _waiting_tasks(services: Services) -> int:
+    """The broker's backlog; unknown (0) while Redis is down, when the question is stored
+    and queued later by the reconciler."""
+    try:
+        return waiting_tasks(services.sync_redis, services.settings.celery_queue)
+    except RedisError as exc:
+        logger.warning("cannot read the queue's depth: %s", exc)
+        return 0
 
 
 @router.post(
@@ -231,19 +269,14 @@ async def post_message(
     )
     key = f"{principal.identity}:{conversation_id}:{idempotency_key}" if idempotency_key else None
     submitted = await run_in_threadpool(
-        lambda: submit_message(
-            sessions=services.sessions,
-            producer=services.producer,
+        lambda: submit(
+            services,
             text=body.text,
             conversation_id=conversation_id,
             context_method=body.context_method,
             idempotency_key=key,
-            max_queue_depth=settings.max_queue_depth,
-            retry_after=settings.retry_after_seconds * 5,
-            request_id=request_id_var.get(),
         )
     )
-    publish_customer_message(services, submitted)
     reply = await _wait_for_reply(
         services,
         request,
@@ -321,7 +354,7 @@ def get_conversation_view(
         token=x_conversation_token,
         customer=customer,
     )
-    with session_scope(services.sessions) as session:
+    with read_scope(services.sessions) as session:
         messages = list_messages(session=session, conversation_id=conversation_id)
         ratings = ratings_of(session=session, conversation_id=conversation_id)
         return ConversationView.build(conversation, messages, ratings)
@@ -438,7 +471,7 @@ def my_conversations(services: ServicesDep, customer: CustomerDep) -> Conversati
     """The signed-in customer's conversations (needs an identity token), newest first."""
     if customer is None:
         raise Unauthorized("an identity token is needed (X-Identity-Token)")
-    with session_scope(services.sessions) as session:
+    with read_scope(services.sessions) as session:
         conversations = list_for_customer(session=session, customer_id=customer)
         return ConversationList(
             conversations=[

@@ -15,7 +15,7 @@ from shared.conversations.service import (
     message_payload,
     ratings_of,
 )
-from shared.core.db import session_scope
+from shared.core.db import read_scope, session_scope
 from shared.core.events import ConversationEvents
 from shared.core.queue import COMPARE_SUGGESTION_TASK, send
 from shared.core.schemas import ErrorResponse
@@ -75,7 +75,7 @@ def list_inbox(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> Inbox:
     """Conversations waiting for a person or owned by one, the longest waiting first."""
-    with session_scope(services.sessions) as session:
+    with read_scope(services.sessions) as session:
         items = inbox_service.inbox(
             session=session, statuses=status, assignee=assignee, limit=limit
         )
@@ -85,7 +85,7 @@ def list_inbox(
 @router.get("/inbox/{conversation_id}", response_model=TeamConversation, responses=ERRORS)
 def team_conversation(conversation_id: str, services: ServicesDep) -> TeamConversation:
     """One conversation with everything a person needs to take it over."""
-    with session_scope(services.sessions) as session:
+    with read_scope(services.sessions) as session:
         conversation = get_conversation(session=session, conversation_id=conversation_id)
         messages = list_messages(session=session, conversation_id=conversation_id)
         ratings = ratings_of(session=session, conversation_id=conversation_id)

@@ -10,7 +10,7 @@ from redis.exceptions import RedisError
 
 from api.deps import OperatorDep, Services, ServicesDep, require_operator
 from shared.answer_cache.service import forget_entries
-from shared.core.db import session_scope
+from shared.core.db import read_scope, session_scope
 from shared.core.schemas import ErrorResponse
 from shared.knowledge import RetrievalMethod
 from shared.knowledge.editing import EntryNotFound, EntryText, KnowledgeFiles
@@ -181,7 +181,7 @@ def list_changes(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> ChangeList:
     """Every change made through the service, newest first: who, when, before and after."""
-    with session_scope(services.sessions) as session:
+    with read_scope(services.sessions) as session:
         found = changes(session=session, entry_id=entry_id, limit=limit)
         return ChangeList(changes=[ChangeView.from_change(c) for c in found])
 
@@ -197,7 +197,7 @@ def list_suggestions(
 ) -> SuggestionList:
     """Answers people gave, proposed as entries, newest first, each with the entries it
     resembles (and the one it nearly repeats)."""
-    with session_scope(services.sessions) as session:
+    with read_scope(services.sessions) as session:
         found = learning.list_suggestions(session=session, status=status, limit=limit)
         views = [SuggestionView.from_suggestion(s) for s in found]
     return SuggestionList(suggestions=views, count=len(views))
@@ -205,7 +205,7 @@ def list_suggestions(
 
 @router.get("/suggestions/{suggestion_id}", response_model=SuggestionView)
 def get_suggestion(suggestion_id: str, services: ServicesDep) -> SuggestionView:
-    with session_scope(services.sessions) as session:
+    with read_scope(services.sessions) as session:
         suggestion = learning.get_suggestion(session=session, suggestion_id=suggestion_id)
         return SuggestionView.from_suggestion(suggestion)
 

@@ -9,13 +9,11 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from api.deps import CustomerDep, PrincipalDep, Services, ServicesDep, require_operator
-from api.routes.conversations import message_url, publish_customer_message
+from api.routes.conversations import message_url, submit
 from api.streaming import question_events
 from api.waiting import IdempotencyKeyHeader, PreferHeader, WaitQuery, requested_wait
-from shared.conversations.service import submit_message
-from shared.core.db import session_scope
+from shared.core.db import read_scope
 from shared.core.errors import STATUS_BY_CODE
-from shared.core.logs import request_id_var
 from shared.core.schemas import ErrorDetail, ErrorResponse
 from shared.questions.models import Question, QuestionStatus
 from shared.questions.schemas import (
@@ -35,7 +33,7 @@ operators = APIRouter(tags=["questions"], dependencies=[Depends(require_operator
 
 
 def load_question(services: Services, question_id: str) -> Question:
-    with session_scope(services.sessions) as session:
+    with read_scope(services.sessions) as session:
         return get_question(session=session, question_id=question_id)
 
 
@@ -84,27 +82,25 @@ async def ask(
         principal.identity, scope="messages", limit=settings.message_rate_limit_per_minute
     )
     submitted = await run_in_threadpool(
-        lambda: submit_message(
-            sessions=services.sessions,
-            producer=services.producer,
+        lambda: submit(
+            services,
             text=body.question,
-            customer_id=customer,
+            customer=customer,
             context_method=body.context_method,
             idempotency_key=f"{principal.identity}:{idempotency_key}" if idempotency_key else None,
-            max_queue_depth=settings.max_queue_depth,
-            retry_after=settings.retry_after_seconds * 5,
-            request_id=request_id_var.get(),
         )
     )
-    publish_customer_message(services, submitted)
     question_id = submitted.question_id or ""
-    question = await services.waiter.wait_for(
-        question_id,
-        timeout=wait_seconds if submitted.queued else 0,
-        load=lambda: run_in_threadpool(load_question, services, question_id),
-    )
     # An asynchronous ask is answered 202 at once, even when a worker was quicker.
     respond_async = wait_seconds <= 0 or not submitted.queued
+    if respond_async and submitted.new_message is not None:
+        question = Question(id=question_id, status=QuestionStatus.QUEUED)  # just stored
+    else:
+        question = await services.waiter.wait_for(
+            question_id,
+            timeout=wait_seconds if submitted.queued else 0,
+            load=lambda: run_in_threadpool(load_question, services, question_id),
+        )
     if question.status is QuestionStatus.FAILED and not respond_async:
         return _failed(question)
     if question.status is not QuestionStatus.COMPLETED or respond_async:
@@ -202,6 +198,6 @@ def history(
     ] = None,
 ) -> HistoryResponse:
     """Answered questions, newest first."""
-    with session_scope(services.sessions) as session:
+    with read_scope(services.sessions) as session:
         questions, total = list_history(session=session, limit=n, search=search)
         return HistoryResponse.from_questions(questions, total=total)

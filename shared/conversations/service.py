@@ -5,6 +5,7 @@ import hashlib
 import hmac
 import logging
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -24,7 +25,7 @@ from shared.conversations.models import (
     MessageRole,
     Rating,
 )
-from shared.core.db import session_scope, utcnow
+from shared.core.db import read_scope, session_scope, utcnow
 from shared.core.errors import ConversationNotFound, IdempotencyConflict, InvalidState, QueueFull
 from shared.llm import Turn
 from shared.questions.models import Question
@@ -168,6 +169,7 @@ def submit_message(
     context_method: str = "hybrid",
     idempotency_key: str | None = None,
     max_queue_depth: int = 0,
+    waiting: Callable[[], int] | None = None,
     retry_after: int = 10,
     request_id: str | None = None,
 ) -> Submitted:
@@ -176,7 +178,14 @@ def submit_message(
     person owns takes the message for them, without asking the model.
 
     It commits before queuing — a worker must find the row when it takes the task — so it opens
-    its own unit of work."""
+    its own unit of work. With `max_queue_depth`, `waiting` says how many questions wait for a
+    worker (by default a count of their rows); at that depth the message is refused."""
+    if max_queue_depth:
+        count = waiting or (lambda: _count_waiting(sessions))
+        if (backlog := count()) >= max_queue_depth:
+            raise QueueFull(
+                f"{backlog} questions are waiting; please retry later", retry_after=retry_after
+            )
     try:
         with session_scope(sessions) as session:
             if idempotency_key and (found := _same_key(session, idempotency_key, text)):
@@ -200,10 +209,6 @@ def submit_message(
                 )
             if conversation.status is ConversationStatus.RESOLVED:  # a new matter
                 conversation.status = ConversationStatus.OPEN
-            if max_queue_depth and (waiting := count_waiting(session=session)) >= max_queue_depth:
-                raise QueueFull(
-                    f"{waiting} questions are waiting; please retry later", retry_after=retry_after
-                )
             question = create_question(
                 session=session,
                 text=text,
@@ -224,6 +229,11 @@ def submit_message(
         producer=producer, sessions=sessions, question_id=ids[2], request_id=request_id
     )
     return Submitted(*ids, queued=queued, token=token, new_message=payload)
+
+
+def _count_waiting(sessions: sessionmaker[Session]) -> int:
+    with read_scope(sessions) as session:
+        return count_waiting(session=session)
 
 
 def reply_to(

@@ -106,8 +106,7 @@ def read_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
         session.connection(execution_options={READ_ONLY: True})
         yield session
     finally:
-        session.rollback()
-        session.close()
+        session.close()  # ends the transaction; what was read stays loaded (not expired)
 
 
 def ping(engine: Engine) -> None:
