@@ -1,8 +1,10 @@
 """Engine, sessions and the declarative base: one engine per process; the caller's boundary owns
 the transaction."""
 
+import threading
+import weakref
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime
 from typing import Any
 
@@ -50,13 +52,31 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
+# Connections kept open per process: as many as the API's thread pool runs units of work at once
+# (AnyIO's default: 40), so that a burst does not open and close a connection per request.
+POOL_SIZE = 20
+POOL_OVERFLOW = 20
+
+# SQLite takes one writer at a time. Threads of one process that want to write queue on this lock
+# and each starts the moment the one before commits; left to SQLite's busy handler, they would
+# poll with growing sleeps (up to 100 ms) and a burst would wait mostly on those sleeps. Writers
+# of other processes still meet at SQLite's lock (the busy timeout).
+_WRITE_LOCKS: "weakref.WeakKeyDictionary[Engine, threading.RLock]" = weakref.WeakKeyDictionary()
+
+
 def create_db_engine(url: str, *, busy_timeout_ms: int = 30_000) -> Engine:
     """Create the process's engine; SQLite gets WAL, a busy timeout and immediate write locks."""
     if not url.startswith("sqlite"):
-        return create_engine(url, pool_pre_ping=True)
+        return create_engine(
+            url, pool_pre_ping=True, pool_size=POOL_SIZE, max_overflow=POOL_OVERFLOW
+        )
     engine = create_engine(
-        url, connect_args={"check_same_thread": False, "timeout": busy_timeout_ms / 1000}
+        url,
+        connect_args={"check_same_thread": False, "timeout": busy_timeout_ms / 1000},
+        pool_size=POOL_SIZE,
+        max_overflow=POOL_OVERFLOW,
     )
+    _WRITE_LOCKS[engine] = threading.RLock()
 
     @event.listens_for(engine, "connect")
     def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
@@ -86,15 +106,18 @@ def create_session_factory(engine: Engine) -> sessionmaker[Session]:
 @contextmanager
 def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
     """Open a session for one unit of work: commit on success, roll back on any error."""
-    session = factory()
-    try:
-        yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
+    bind = factory.kw.get("bind")
+    lock = _WRITE_LOCKS.get(bind) if isinstance(bind, Engine) else None
+    with lock or nullcontext():
+        session = factory()
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
 
 
 @contextmanager

@@ -38,7 +38,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_reject_on_worker_lost": True,
         "task_soft_time_limit": settings.task_soft_time_limit,
         "task_time_limit": settings.task_time_limit,
-        "task_send_sent_event": True,
+        # Flower learns of a task when a worker receives it; a "sent" event per task would cost
+        # the API a second Redis command on every question.
+        "task_send_sent_event": False,
         "worker_send_task_events": True,
         "worker_prefetch_multiplier": 1,
         # A pool process loads its model before it takes tasks; give it time. One still loading
