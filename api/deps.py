@@ -20,6 +20,10 @@ from shared.core.config import Settings
 from shared.core.errors import Forbidden
 from shared.knowledge import KnowledgeStore
 
+# What a text in a query string may hold: no control characters (PostgreSQL refuses NUL in a
+# string, and none belongs in a name or a search).
+PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
+
 
 @dataclass
 class Services:

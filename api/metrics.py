@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from api.deps import Services
 from api.middleware import ASGIApp, Message, Receive, Scope, Send
 from shared.core.db import read_scope
+from shared.core.queue import waiting_tasks
 from shared.questions.models import Question, QuestionStatus
 
 
@@ -84,8 +85,8 @@ class QuestionCollector(Collector):
         yield by_status
         depth = GaugeMetricFamily("support_queue_depth", "Tasks waiting in the broker queue.")
         try:
-            queue = services.settings.celery_queue
-            depth.add_metric([], float(services.sync_redis.llen(queue)))
+            backlog = waiting_tasks(services.sync_redis, services.settings.celery_queue)
+            depth.add_metric([], float(backlog))
         except Exception:  # the broker is down: no figure rather than a failed scrape
             return
         yield depth

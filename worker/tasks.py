@@ -97,7 +97,14 @@ class Announcer:
         message: Message | None = None,
         handoff_reason: str | None = None,
     ) -> None:
-        """`handoff_reason`: the answer passed the conversation to the support team, and why."""
+        """`handoff_reason`: the answer passed the conversation to the support team, and why.
+        Waiting requests are woken first: they read the row, not the stream."""
+        try:
+            publish_question_event(self.redis, QuestionEvent(self.question_id, status.value))
+        except Exception:  # waiters fall back to their timeout and re-read the row
+            logger.warning(
+                "could not publish %s for question %s", status, self.question_id, exc_info=True
+            )
         if self.stream is not None:
             if message is not None:
                 self.stream.message(message_payload(message))
@@ -106,12 +113,6 @@ class Announcer:
                     ConversationStatus.WAITING_FOR_AGENT.value, reason=handoff_reason
                 )
             self.stream.turn(self.question_id, status.value)
-        try:
-            publish_question_event(self.redis, QuestionEvent(self.question_id, status.value))
-        except Exception:  # waiters fall back to their timeout and re-read the row
-            logger.warning(
-                "could not publish %s for question %s", status, self.question_id, exc_info=True
-            )
 
 
 def _store_failure(resources: WorkerResources, announcer: Announcer, error: AppError) -> None:

@@ -3,9 +3,9 @@ removing answers (one, those citing an entry, or all). Operators' keys only."""
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Path, Query
 
-from api.deps import ServicesDep, require_operator
+from api.deps import PRINTABLE, ServicesDep, require_operator
 from shared.answer_cache.models import CachedAnswerRow
 from shared.answer_cache.schemas import CachedAnswerList, CachedAnswerView, Purged
 from shared.answer_cache.service import list_cached, purge
@@ -19,6 +19,9 @@ router = APIRouter(
     dependencies=[Depends(require_operator)],
     responses={403: {"model": ErrorResponse, "description": "Not an operator's key."}},
 )
+
+
+MAX_ID = 2**31 - 1  # the largest id the column holds (a 32-bit integer on PostgreSQL)
 
 
 class CachedAnswerNotFound(AppError):
@@ -43,7 +46,8 @@ def list_answers(
 def purge_answers(
     services: ServicesDep,
     entry_id: Annotated[
-        str | None, Query(max_length=300, description="Only answers citing this entry.")
+        str | None,
+        Query(pattern=PRINTABLE, max_length=300, description="Only answers citing this entry."),
     ] = None,
 ) -> Purged:
     """Remove every cached answer, or those citing `entry_id`."""
@@ -52,7 +56,7 @@ def purge_answers(
 
 
 @router.delete("/{cache_id}", response_model=Purged, responses={404: {"model": ErrorResponse}})
-def remove_answer(cache_id: int, services: ServicesDep) -> Purged:
+def remove_answer(cache_id: Annotated[int, Path(ge=1, le=MAX_ID)], services: ServicesDep) -> Purged:
     """Remove one cached answer."""
     with session_scope(services.sessions) as session:
         if session.get(CachedAnswerRow, cache_id) is None:

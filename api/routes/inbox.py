@@ -6,7 +6,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 
-from api.deps import OperatorDep, Services, ServicesDep, require_operator
+from api.deps import PRINTABLE, OperatorDep, Services, ServicesDep, require_operator
 from shared.conversations.models import Conversation, ConversationStatus, Message
 from shared.conversations.schemas import ConversationView, FeedbackView, MessageView
 from shared.conversations.service import (
@@ -71,7 +71,7 @@ def list_inbox(
         list[ConversationStatus] | None,
         Query(description="waiting_for_agent, assigned (default: both)."),
     ] = None,
-    assignee: Annotated[str | None, Query(max_length=200)] = None,
+    assignee: Annotated[str | None, Query(pattern=PRINTABLE, max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> Inbox:
     """Conversations waiting for a person or owned by one, the longest waiting first."""

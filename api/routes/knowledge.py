@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.concurrency import run_in_threadpool
 from redis.exceptions import RedisError
 
-from api.deps import OperatorDep, Services, ServicesDep, require_operator
+from api.deps import PRINTABLE, OperatorDep, Services, ServicesDep, require_operator
 from shared.answer_cache.service import forget_entries
 from shared.core.db import read_scope, session_scope
 from shared.core.schemas import ErrorResponse
@@ -160,7 +160,7 @@ def delete_entry(
     entry_id: str,
     services: ServicesDep,
     operator: OperatorDep,
-    agent: Annotated[str | None, Query(max_length=200)] = None,
+    agent: Annotated[str | None, Query(pattern=PRINTABLE, max_length=200)] = None,
 ) -> KnowledgeUpdate:
     """Remove an entry from its file."""
     with session_scope(services.sessions) as session:
@@ -177,7 +177,7 @@ def delete_entry(
 @router.get("/changes", response_model=ChangeList)
 def list_changes(
     services: ServicesDep,
-    entry_id: Annotated[str | None, Query(max_length=300)] = None,
+    entry_id: Annotated[str | None, Query(pattern=PRINTABLE, max_length=300)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> ChangeList:
     """Every change made through the service, newest first: who, when, before and after."""

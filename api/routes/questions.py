@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from api.deps import CustomerDep, PrincipalDep, Services, ServicesDep, require_operator
+from api.deps import PRINTABLE, CustomerDep, PrincipalDep, Services, ServicesDep, require_operator
 from api.routes.conversations import message_url, submit
 from api.streaming import question_events
 from api.waiting import IdempotencyKeyHeader, PreferHeader, WaitQuery, requested_wait
@@ -194,7 +194,12 @@ def history(
     n: Annotated[int, Query(ge=1, le=100, description="How many answers to list.")] = 10,
     search: Annotated[
         str | None,
-        Query(min_length=2, max_length=200, description="Text the question must contain."),
+        Query(
+            pattern=PRINTABLE,
+            min_length=2,
+            max_length=200,
+            description="Text the question must contain.",
+        ),
     ] = None,
 ) -> HistoryResponse:
     """Answered questions, newest first."""

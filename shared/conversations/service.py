@@ -5,6 +5,7 @@ import hashlib
 import hmac
 import logging
 import secrets
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -55,6 +56,7 @@ def create_conversation(
     token = secrets.token_urlsafe(32)
     now = utcnow()
     conversation = Conversation(
+        id=str(uuid.uuid4()),  # known before the flush: the caller's one flush writes it all
         token_hash=hash_token(token),
         customer_id=customer_id,
         status=ConversationStatus.OPEN,
@@ -62,7 +64,6 @@ def create_conversation(
         updated_at=now,
     )
     session.add(conversation)
-    session.flush()
     return conversation, token
 
 
@@ -114,6 +115,7 @@ def add_message(
 ) -> Message:
     now = utcnow()
     message = Message(
+        id=str(uuid.uuid4()),
         conversation_id=conversation.id,
         role=role,
         text=text,
@@ -123,7 +125,6 @@ def add_message(
     )
     session.add(message)
     conversation.updated_at = now
-    session.flush()
     return message
 
 
@@ -370,7 +371,7 @@ def ratings_of(*, session: Session, conversation_id: str) -> dict[str, Feedback]
 
 def delete_conversation(*, session: Session, conversation_id: str) -> None:
     """Erase the conversation: its questions, messages and itself, and with them (the database's
-    cascades) its ratings, handoffs and knowledge suggestions."""
+    cascades) its ratings, handoffs, knowledge suggestions and cached answers."""
     get_conversation(session=session, conversation_id=conversation_id)
     session.execute(delete(Question).where(Question.conversation_id == conversation_id))
     session.execute(delete(Message).where(Message.conversation_id == conversation_id))

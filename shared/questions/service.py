@@ -2,6 +2,7 @@
 function must queue a task after committing (`submit_question`, `dispatch`)."""
 
 import logging
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -31,6 +32,7 @@ def create_question(
     """Store a new question as `queued` (its task is queued right after the commit)."""
     now = utcnow()
     question = Question(
+        id=str(uuid.uuid4()),  # known before the flush: the caller's one flush writes it all
         question=text,
         context_method=context_method,
         status=QuestionStatus.QUEUED,
@@ -42,7 +44,6 @@ def create_question(
         message_id=message_id,
     )
     session.add(question)
-    session.flush()
     return question
 
 

@@ -105,3 +105,18 @@ def test_a_rating_down_removes_the_answer_and_operators_purge(api: TestClient) -
     assert api.delete("/answer-cache", headers=public).status_code == 403
     assert api.delete("/answer-cache").json() == {"removed": 1}
     assert api.delete("/answer-cache/123456").status_code == 404
+
+
+def test_erasing_a_conversation_erases_its_cached_answers(api: TestClient) -> None:
+    public = {"Authorization": f"Bearer {PUBLIC}"}
+    created = api.post("/conversations", headers=public).json()
+    customer = {**public, "X-Conversation-Token": created["token"]}
+    url = f"/conversations/{created['conversation_id']}"
+    reply = api.post(f"{url}/messages", json={"text": QUESTION}, headers=customer).json()
+    assert reply["provider"] == "extractive", reply
+    listed = api.get("/answer-cache").json()
+    assert (
+        listed["total"] == 1 and listed["answers"][0]["question"] == "how long does shipping take"
+    )
+    assert api.delete(url, headers=customer).status_code == 204
+    assert api.get("/answer-cache").json()["total"] == 0
