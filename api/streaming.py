@@ -11,7 +11,7 @@ from redis.exceptions import RedisError
 from api.deps import Services
 from shared.conversations.models import Conversation, Message
 from shared.conversations.service import list_messages, message_payload
-from shared.core.db import read_scope, session_scope
+from shared.core.db import read_scope
 from shared.core.errors import ConversationNotFound
 from shared.core.events import EventType, conversation_stream_key, decode_event
 from shared.questions.models import Question, QuestionStatus
@@ -58,7 +58,7 @@ def _snapshot(services: Services, conversation_id: str) -> list[Message] | None:
 
 
 def _exists(services: Services, conversation_id: str) -> bool:
-    with session_scope(services.sessions) as session:
+    with read_scope(services.sessions) as session:
         return session.get(Conversation, conversation_id) is not None
 
 
@@ -108,7 +108,7 @@ async def conversation_events(
 
 
 def _load_question(services: Services, question_id: str) -> Question:
-    with session_scope(services.sessions) as session:
+    with read_scope(services.sessions) as session:
         return get_question(session=session, question_id=question_id)
 
 

@@ -170,7 +170,7 @@ def start_conversation(
 def _reply(
     services: Services, request: Request, conversation_id: str, message_id: str
 ) -> MessageReply:
-    with session_scope(services.sessions) as session:
+    with read_scope(services.sessions) as session:
         question, reply = reply_to(
             session=session, conversation_id=conversation_id, message_id=message_id
         )
@@ -207,7 +207,7 @@ async def _wait_for_reply(
 
 
 def _question_status(services: Services, question_id: str) -> Question:
-    with session_scope(services.sessions) as session:
+    with read_scope(services.sessions) as session:
         return get_question(session=session, question_id=question_id)
 
 

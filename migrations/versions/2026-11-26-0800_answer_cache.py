@@ -42,6 +42,7 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_answer_cache")),
+        sqlite_autoincrement=True,
     )
     op.create_index(op.f("ix_answer_cache_question_id"), "answer_cache", ["question_id"])
     op.create_index(op.f("ix_answer_cache_entry_id"), "answer_cache", ["entry_id"])

@@ -13,6 +13,9 @@ class CachedAnswerRow(Base):
     """A first turn's answer, with what it depends on (`shared.answering.reuse.CacheKey`)."""
 
     __tablename__ = "answer_cache"
+    # Ids are never reused (SQLite would reuse the largest after a delete): a worker's index
+    # knows rows by id.
+    __table_args__ = ({"sqlite_autoincrement": True},)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     # The question it answered; erasing that question (with its conversation) erases this too.

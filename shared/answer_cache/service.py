@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from shared.answer_cache.models import CachedAnswerEntry, CachedAnswerRow
 from shared.answering.engine import Answer, AnswerOrigin
 from shared.answering.reuse import CachedAnswer, CacheKey, entry_digest
-from shared.core.db import read_scope, session_scope
+from shared.core.db import read_scope
 from shared.knowledge import KnowledgeBase
 from shared.questions.models import Question
 
@@ -33,7 +33,7 @@ logger = logging.getLogger(__name__)
 # Rows committed out of id order (PostgreSQL sequences) are still seen: each refresh re-reads the
 # last few ids, and the whole table is re-read now and then (which also drops removed rows).
 REREAD_IDS = 64
-FULL_RELOAD_SECONDS = 300.0
+FULL_RELOAD_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -90,16 +90,17 @@ class AnswerCache:
     ) -> CachedAnswer | None:
         """The first candidate still stored whose entries are unchanged; stale ones are removed
         on the way."""
-        found, stale = None, []
+        found = None
         with self._lock, read_scope(self.sessions) as session:
             self._refresh(session)
             for cache_id in candidates():
                 row = session.get(CachedAnswerRow, cache_id)
-                if row is None:  # removed since it was read
+                if row is None or not self._same(cache_id, row):  # removed since it was read
                     self._forget(cache_id)
                 elif not _current(row, knowledge):
-                    stale.append(cache_id)
-                    self._forget(cache_id)
+                    # An entry it cites changed on disk (edits through the API remove the row),
+                    # or this process has not loaded the change yet: never served, not removed.
+                    continue
                 else:
                     found = CachedAnswer(
                         id=row.id,
@@ -111,11 +112,17 @@ class AnswerCache:
                         confidence=row.confidence,
                     )
                     break
-        if stale:
-            logger.info("answer cache: %d answer(s) cite a changed entry; removed", len(stale))
-            with session_scope(self.sessions) as session:
-                _delete(session, CachedAnswerRow.id.in_(stale))
         return found
+
+    def _same(self, cache_id: int, row: CachedAnswerRow) -> bool:
+        """Whether the row read back is the one indexed (ids are never reused, but be sure)."""
+        indexed = self._rows.get(cache_id)
+        return (
+            indexed is not None
+            and indexed.question == row.question
+            and indexed.entry_id == row.entry_id
+            and indexed.statements == row.statements
+        )
 
     def _candidates(self, key: CacheKey) -> list[int]:
         """Ids of rows answered from the same entry with the same statements whose question is

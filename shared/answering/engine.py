@@ -295,7 +295,19 @@ def answer_question(
         selection = Selection(hit=hits[0], units=hits[0].entry.units, scores=[])
     statements = selection.text
     key = cache_key(standalone.text, vector, vector_model, selection, hits)
-    if cache is not None and (cached := cache.equivalent(key)) is not None:
+    cached = cache.equivalent(key) if cache is not None else None
+    if cached is not None and cached.origin == AnswerOrigin.GENERATED.value:
+        # A model's wording was verified against the question it answered; it must pass the
+        # same checks against this one (a figure or place this question names, a yes/no).
+        checks = Verifier(
+            question=question,
+            statements=selection.units,
+            entry=hits[0].entry,
+            instructions=instruction_texts(),
+        )
+        if not (checks.question_check().ok and checks.check(cached.text).ok):
+            cached = None
+    if cached is not None:
         if on_token is not None:
             on_token(cached.text)
         return replace(

@@ -26,7 +26,7 @@ from shared.conversations.models import (
     MessageRole,
     Rating,
 )
-from shared.core.db import read_scope, session_scope, utcnow
+from shared.core.db import session_scope, utcnow
 from shared.core.errors import ConversationNotFound, IdempotencyConflict, InvalidState, QueueFull
 from shared.llm import Turn
 from shared.questions.models import Question
@@ -180,13 +180,8 @@ def submit_message(
 
     It commits before queuing — a worker must find the row when it takes the task — so it opens
     its own unit of work. With `max_queue_depth`, `waiting` says how many questions wait for a
-    worker (by default a count of their rows); at that depth the message is refused."""
-    if max_queue_depth:
-        count = waiting or (lambda: _count_waiting(sessions))
-        if (backlog := count()) >= max_queue_depth:
-            raise QueueFull(
-                f"{backlog} questions are waiting; please retry later", retry_after=retry_after
-            )
+    worker (by default a count of their rows); at that depth a message for the assistant is
+    refused."""
     try:
         with session_scope(sessions) as session:
             if idempotency_key and (found := _same_key(session, idempotency_key, text)):
@@ -210,6 +205,13 @@ def submit_message(
                 )
             if conversation.status is ConversationStatus.RESOLVED:  # a new matter
                 conversation.status = ConversationStatus.OPEN
+            if max_queue_depth:
+                backlog = waiting() if waiting else count_waiting(session=session)
+                if backlog >= max_queue_depth:
+                    raise QueueFull(
+                        f"{backlog} questions are waiting; please retry later",
+                        retry_after=retry_after,
+                    )
             question = create_question(
                 session=session,
                 text=text,
@@ -230,11 +232,6 @@ def submit_message(
         producer=producer, sessions=sessions, question_id=ids[2], request_id=request_id
     )
     return Submitted(*ids, queued=queued, token=token, new_message=payload)
-
-
-def _count_waiting(sessions: sessionmaker[Session]) -> int:
-    with read_scope(sessions) as session:
-        return count_waiting(session=session)
 
 
 def reply_to(

@@ -4,7 +4,7 @@ the transaction."""
 import threading
 import weakref
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -61,7 +61,9 @@ POOL_OVERFLOW = 20
 # and each starts the moment the one before commits; left to SQLite's busy handler, they would
 # poll with growing sleeps (up to 100 ms) and a burst would wait mostly on those sleeps. Writers
 # of other processes still meet at SQLite's lock (the busy timeout).
-_WRITE_LOCKS: "weakref.WeakKeyDictionary[Engine, threading.RLock]" = weakref.WeakKeyDictionary()
+_WRITE_LOCKS: "weakref.WeakKeyDictionary[Engine, tuple[threading.RLock, float]]" = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def create_db_engine(url: str, *, busy_timeout_ms: int = 30_000) -> Engine:
@@ -76,7 +78,7 @@ def create_db_engine(url: str, *, busy_timeout_ms: int = 30_000) -> Engine:
         pool_size=POOL_SIZE,
         max_overflow=POOL_OVERFLOW,
     )
-    _WRITE_LOCKS[engine] = threading.RLock()
+    _WRITE_LOCKS[engine] = (threading.RLock(), busy_timeout_ms / 1000)
 
     @event.listens_for(engine, "connect")
     def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
@@ -106,9 +108,7 @@ def create_session_factory(engine: Engine) -> sessionmaker[Session]:
 @contextmanager
 def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
     """Open a session for one unit of work: commit on success, roll back on any error."""
-    bind = factory.kw.get("bind")
-    lock = _WRITE_LOCKS.get(bind) if isinstance(bind, Engine) else None
-    with lock or nullcontext():
+    with _writer(factory):
         session = factory()
         try:
             yield session
@@ -118,6 +118,24 @@ def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
             raise
         finally:
             session.close()
+
+
+@contextmanager
+def _writer(factory: sessionmaker[Session]) -> Iterator[None]:
+    """This process's turn to write to its SQLite file (a no-op elsewhere); waiting for it
+    ends as SQLite's busy timeout would."""
+    bind = factory.kw.get("bind")
+    entry = _WRITE_LOCKS.get(bind) if isinstance(bind, Engine) else None
+    if entry is None:
+        yield
+        return
+    lock, timeout = entry
+    if not lock.acquire(timeout=timeout):
+        raise TimeoutError(f"no turn to write to the database within {timeout:.0f} s")
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 @contextmanager
