@@ -327,8 +327,8 @@ class _CountedLookup:
 
     lookup: CacheLookup
 
-    def repeated(self, question: str) -> CachedAnswer | None:
-        return self._counted("repeated", lambda: self.lookup.repeated(question))
+    def repeated(self, question: str, context_method: str) -> CachedAnswer | None:
+        return self._counted("repeated", lambda: self.lookup.repeated(question, context_method))
 
     def equivalent(self, key: CacheKey) -> CachedAnswer | None:
         return self._counted("equivalent", lambda: self.lookup.equivalent(key))

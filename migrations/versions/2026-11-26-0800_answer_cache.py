@@ -28,6 +28,7 @@ def upgrade() -> None:
         sa.Column("entry_id", sa.String(length=300), nullable=False),
         sa.Column("statements", sa.String(length=64), nullable=False),
         sa.Column("anchors", sa.Text(), nullable=False),
+        sa.Column("context_method", sa.String(length=16), nullable=False),
         sa.Column("text", sa.Text(), nullable=False),
         sa.Column("origin", sa.String(length=16), nullable=False),
         sa.Column("model", sa.String(length=128), nullable=False),

@@ -28,6 +28,7 @@ class CachedAnswerRow(Base):
     entry_id: Mapped[str] = mapped_column(String(300), index=True)
     statements: Mapped[str] = mapped_column(String(64))
     anchors: Mapped[str] = mapped_column(Text)
+    context_method: Mapped[str] = mapped_column(String(16))
     text: Mapped[str] = mapped_column(Text)
     origin: Mapped[str] = mapped_column(String(16))
     model: Mapped[str] = mapped_column(String(128))

@@ -44,6 +44,7 @@ class _Indexed:
     statements: str
     anchors: str | None  # only for a model's wording, which must answer the same terms
     knowledge_version: str
+    context_method: str
 
 
 class AnswerCache:
@@ -65,8 +66,11 @@ class AnswerCache:
         """Lookups against one loaded knowledge base, as the engine makes them."""
         return CacheLookup(self, knowledge)
 
-    def repeated(self, question: str, knowledge: KnowledgeBase) -> CachedAnswer | None:
-        """A cached answer to the same normalised words, made from this knowledge version."""
+    def repeated(
+        self, question: str, context_method: str, knowledge: KnowledgeBase
+    ) -> CachedAnswer | None:
+        """A cached answer to the same normalised words, retrieved the same way from this
+        knowledge version."""
 
         def candidates() -> list[int]:
             return sorted(
@@ -74,6 +78,7 @@ class AnswerCache:
                     cache_id
                     for cache_id in self._by_question.get(question, ())
                     if self._rows[cache_id].knowledge_version == knowledge.version
+                    and self._rows[cache_id].context_method == context_method
                 ),
                 reverse=True,
             )
@@ -166,6 +171,7 @@ class AnswerCache:
             CachedAnswerRow.anchors,
             CachedAnswerRow.origin,
             CachedAnswerRow.knowledge_version,
+            CachedAnswerRow.context_method,
         ).where(CachedAnswerRow.id > self._seen - REREAD_IDS)
         for row in session.execute(query):
             self._seen = max(self._seen, row.id)
@@ -179,6 +185,7 @@ class AnswerCache:
                 statements=row.statements,
                 anchors=row.anchors if generated else None,
                 knowledge_version=row.knowledge_version,
+                context_method=row.context_method,
             )
             self._by_question.setdefault(row.question, set()).add(row.id)
             if row.vector is not None:
@@ -215,8 +222,8 @@ class CacheLookup:
     cache: AnswerCache
     knowledge: KnowledgeBase
 
-    def repeated(self, question: str) -> CachedAnswer | None:
-        return self.cache.repeated(question, self.knowledge)
+    def repeated(self, question: str, context_method: str) -> CachedAnswer | None:
+        return self.cache.repeated(question, context_method, self.knowledge)
 
     def equivalent(self, key: CacheKey) -> CachedAnswer | None:
         return self.cache.equivalent(key, self.knowledge)
@@ -246,6 +253,7 @@ def store(*, session: Session, question_id: str, answer: Answer, max_entries: in
         entry_id=key.entry_id,
         statements=key.statements,
         anchors=key.anchors,
+        context_method=key.context_method,
         text=answer.text,
         origin=answer.origin.value,
         model=answer.model,

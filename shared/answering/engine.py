@@ -210,10 +210,16 @@ def answer_question(
     the entry's statements do not verify. `history` is the conversation before `question`;
     `cache` finds an earlier answer to the same question from the same statements."""
     started = time.perf_counter()
-    if cache is not None and not history and (cached := cache.repeated(normalise(question))):
+    repeated = (
+        cache.repeated(normalise(question), context_method)
+        if cache is not None and not history
+        else None
+    )
+    # Given again only while it would still be answered (the threshold may have been raised).
+    if repeated is not None and repeated.confidence >= settings.handoff_threshold:
         if on_token is not None:
-            on_token(cached.text)
-        return repeat(cached, provider, timings={"retrieval_ms": None})
+            on_token(repeated.text)
+        return repeat(repeated, provider, timings={"retrieval_ms": None})
     # The message is embedded once: for recognising a request for a person and for retrieval.
     message_vector = knowledge.embed_query(question)
     if asks_for_a_person(question, knowledge.index.embedder, vector=message_vector):
@@ -294,7 +300,7 @@ def answer_question(
     if method is ContextMethod.ALL:
         selection = Selection(hit=hits[0], units=hits[0].entry.units, scores=[])
     statements = selection.text
-    key = cache_key(standalone.text, vector, vector_model, selection, hits)
+    key = cache_key(standalone.text, vector, vector_model, selection, hits, method)
     cached = cache.equivalent(key) if cache is not None else None
     if cached is not None and cached.origin == AnswerOrigin.GENERATED.value:
         # A model's wording was verified against the question it answered; it must pass the
@@ -371,6 +377,7 @@ def cache_key(
     vector_model: str | None,
     selection: Selection,
     hits: list[SearchHit],
+    method: ContextMethod,
 ) -> CacheKey:
     statement_terms = [term for terms in tokenize(selection.units) for term in terms]
     return CacheKey(
@@ -381,6 +388,7 @@ def cache_key(
         statements=digest("\n".join(selection.units)),
         anchors=" ".join(sorted(set(tokenize([standalone])[0]) & set(statement_terms))),
         entries={hit.entry.id: entry_digest(hit.entry) for hit in hits},
+        context_method=method.value,
     )
 
 

@@ -38,6 +38,7 @@ class CacheKey:
     # exactly these ("next-day" of "express and next-day"), so it is reused only when they match.
     anchors: str
     entries: dict[str, str]  # every cited entry's id -> its digest now
+    context_method: str  # how it was retrieved (hybrid, keyword, all)
 
 
 @dataclass(frozen=True)
@@ -56,9 +57,10 @@ class CachedAnswer:
 class AnswerLookup(Protocol):
     """Where the engine finds earlier answers (`shared.answer_cache` over one knowledge base)."""
 
-    def repeated(self, question: str) -> CachedAnswer | None:
-        """An answer to the same words (normalised), made from this very knowledge base: the
-        engine would retrieve and select exactly as it did then, so nothing is computed."""
+    def repeated(self, question: str, context_method: str) -> CachedAnswer | None:
+        """An answer to the same words (normalised), retrieved the same way from this very
+        knowledge base: the engine would retrieve and select exactly as it did then, so nothing
+        is computed."""
 
     def equivalent(self, key: CacheKey) -> CachedAnswer | None:
         """An answer to a question as close as `key`'s, from the same entry's same statements."""

@@ -43,10 +43,12 @@ class Asker:
         self.knowledge = knowledge
         self.cache = AnswerCache(sessions, similarity=SETTINGS.answer_cache_similarity)
 
-    def ask(self, text: str, history: list[Turn] | None = None) -> tuple[Answer, str]:
+    def ask(
+        self, text: str, history: list[Turn] | None = None, settings: Settings = SETTINGS
+    ) -> tuple[Answer, str]:
         answer = answer_question(
             question=text, context_method="hybrid", knowledge=self.knowledge,
-            provider=PROVIDER, settings=SETTINGS, history=history or [],
+            provider=PROVIDER, settings=settings, history=history or [],
             cache=self.cache.over(self.knowledge),
         )  # fmt: skip
         with session_scope(self.sessions) as session:
@@ -161,3 +163,14 @@ def test_a_purged_answers_id_never_names_another_answer(
     other, _ = asker.ask("Can I still cancel my order?")  # stored after the purge
     again, _ = asker.ask("How long does standard shipping take?")
     assert again.provider != "cache" and again.text != other.text
+
+
+def test_a_raised_handoff_threshold_is_never_bypassed(
+    sessions: sessionmaker[Session], knowledge: KnowledgeBase
+) -> None:
+    asker = Asker(sessions, knowledge)
+    first, _ = asker.ask("How long does standard shipping take?")
+    assert first.action is AnswerAction.ANSWER and first.confidence < 1
+    stricter = SETTINGS.model_copy(update={"handoff_threshold": 1.0})
+    again, _ = asker.ask("How long does standard shipping take?", settings=stricter)
+    assert again.action is AnswerAction.HANDOFF and again.provider != "cache"
