@@ -11,45 +11,35 @@ was.
 """
 
 import argparse
-import contextlib
 import json
 import re
+import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
+from pathlib import Path
 from typing import Any, ClassVar
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests.faults import fake_ollama
 
 MODEL = "mistral:latest"
 
 
-class Handler(BaseHTTPRequestHandler):
+class Handler(fake_ollama.Handler):
+    """The fault tests' stand-in, paced per token and with a record of when each went out."""
+
     interval = 0.02
     lock = threading.Lock()
     last: ClassVar[dict[str, Any]] = {"words": [], "sent": [], "finished": 0.0}
 
-    def log_message(self, format: str, *args: object) -> None:
-        return
-
-    def _json(self, status: int, body: dict[str, Any]) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
     def do_GET(self) -> None:
-        if self.path == "/api/tags":
-            self._json(200, {"models": [{"name": MODEL, "model": MODEL}]})
-        elif self.path == "/bench/last":
+        if self.path == "/bench/last":
             with self.lock:
                 self._json(200, dict(self.last))
         else:
-            self._json(404, {"error": "not found"})
-
-    def do_POST(self) -> None:
-        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-            self._chat()
+            super().do_GET()
 
     def _chat(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")

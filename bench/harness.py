@@ -5,7 +5,6 @@ import contextlib
 import http.client
 import json
 import os
-import secrets
 import signal
 import subprocess
 import sys
@@ -16,13 +15,14 @@ from pathlib import Path
 from typing import IO, Any
 
 import redis
-from sqlalchemy import Engine, create_engine, make_url, text
+from sqlalchemy import Engine, create_engine
 
 from shared.cli.launcher import free_port, redis_server_binary, wait_for_redis
 from shared.core.config import PROJECT_ROOT, Settings
 from shared.core.processes import die_with_parent
 from shared.core.queue import create_producer
 from shared.system.workers import PoolState, read_pool_reports
+from tests.support.databases import throwaway_database
 
 PYTHON = sys.executable
 
@@ -89,19 +89,8 @@ def start_redis(children: Children, directory: Path) -> str:
 def fresh_database(admin_url: str | None, directory: Path) -> Iterator[str]:
     """A new SQLite file in `directory`, or a PostgreSQL database `bench_<random>` created
     through `admin_url` and dropped afterwards; not yet migrated."""
-    if admin_url is None:
-        yield f"sqlite:///{directory / 'bench.db'}"
-        return
-    name = f"bench_{secrets.token_hex(6)}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with throwaway_database(admin_url, directory, prefix="bench") as url:
+        yield url
 
 
 @dataclass(frozen=True)

@@ -20,13 +20,13 @@ from alembic import command
 from alembic.config import Config
 from celery import Celery
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, make_url, text
 
 from api.main import create_app
 from shared.cli.launcher import free_port, redis_server_binary, wait_for_redis
 from shared.core.config import PROJECT_ROOT, ProviderName, Settings
 from shared.core.db import create_db_engine, create_session_factory
 from shared.core.queue import create_producer
+from tests.support.databases import throwaway_database
 from tests.support.processes import kill_all, spawn, stop
 
 EVAL_DIR = Path(os.environ.get("SUPPORT_EVAL_DIR") or PROJECT_ROOT.parent / "shared" / "eval")
@@ -108,20 +108,10 @@ BACKENDS = [
 @contextmanager
 def empty_database(backend: str, directory: Path) -> Iterator[str]:
     """A new, empty database on `backend`, dropped afterwards."""
-    if backend == "sqlite":
-        yield f"sqlite:///{directory / f'{uuid.uuid4().hex[:8]}.db'}"
-        return
-    assert POSTGRES_URL is not None
-    name = f"sa_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    assert backend == "sqlite" or POSTGRES_URL is not None
+    admin_url = None if backend == "sqlite" else POSTGRES_URL
+    with throwaway_database(admin_url, directory, prefix="sa_test") as url:
+        yield url
 
 
 @contextmanager
