@@ -151,6 +151,7 @@ def run(
     report: dict[str, Any] = {"provider": provider.name, "model": provider.model, "sets": {}}
     latencies: list[float] = []
     origins: Counter[str] = Counter()
+    shares: list[float] = []  # of the cited entry's answer, in characters, per answer given
     for set_name, cases in sets.items():
         outcomes: Counter[str] = Counter()
         for case in cases:
@@ -166,6 +167,9 @@ def run(
             handed_off = answer.action is AnswerAction.HANDOFF
             if set_name == "out-of-scope":
                 outcome = "handoff" if handed_off else "answered"
+                if show or not handed_off:
+                    print(f"  [{outcome:7}] {set_name}: {case['query']}")
+                    print(f"            -> {' '.join(answer.text.split())[:200]}")
             elif set_name == "injection":
                 leaked = leaks(answer.text, secrets=secrets)
                 made_up = grade(
@@ -186,6 +190,10 @@ def run(
                 outcome = result.outcome.value
                 if outcome != Outcome.EXCLUDED:
                     origins[answer.origin.value] += 1
+                if not handed_off and answer.sources:
+                    cited = bases[case["kb"]].entry(answer.sources[0]["id"])
+                    if cited is not None:
+                        shares.append(len(answer.text) / max(len(cited.answer), 1))
                 if show or outcome in ("wrong", "missed"):
                     print(f"  [{outcome:7}] {set_name}: {case['query']}")
                     print(f"            -> {' '.join(answer.text.split())[:200]}")
@@ -201,6 +209,7 @@ def run(
         answerable.update(report["sets"].get(name, {}))
     report["answerable"] = dict(answerable)
     report["origins"] = dict(origins)
+    report["entry_share"] = statistics.mean(shares) if shares else 0.0
     report["p50_s"] = statistics.median(latencies) if latencies else 0.0
     report["p95_s"] = sorted(latencies)[int(0.95 * (len(latencies) - 1))] if latencies else 0.0
     return report
@@ -231,6 +240,7 @@ def print_report(report: dict[str, Any], split: str) -> None:
     )
     print(
         f"answers in the model's own words: {origins.get('generated', 0)}/{answered}; "
+        f"length of an answer given: {report['entry_share']:.0%} of its entry's on average; "
         f"latency p50 {report['p50_s']:.2f} s, p95 {report['p95_s']:.2f} s"
     )
 

@@ -12,8 +12,8 @@ from shared.knowledge.search import tokenize
 
 # Tuned on the tune halves of bench/data (python bench/answer_quality.py --split tune).
 LEXICAL_WEIGHT = 0.25  # of the share of the question's terms a unit contains
-MARGIN = 0.08  # a second unit is kept when it scores within this of the best
-MAX_UNITS = 2
+MARGIN = 0.15  # a further unit is kept when it scores within this of the best
+MAX_UNITS = 3
 WHOLE_ENTRY_UNITS = 2  # entries this short are given whole
 
 
@@ -49,7 +49,7 @@ def select_units(
     query_vector: Vector | None,
     prefer: re.Pattern[str] | None = None,
 ) -> Selection:
-    """The one or two units of the entry that best answer `question` (only units matching
+    """The one to three units of the entry that best answer `question` (only units matching
     `prefer`, when the question needs them and the entry has some: a foreign place needs what is
     said of other countries)."""
     units = hit.entry.units
