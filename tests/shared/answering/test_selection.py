@@ -1,0 +1,34 @@
+"""Which statements of an entry an answer is built from, over the default knowledge base."""
+
+from shared.answering.selection import MARGIN, MAX_UNITS, WHOLE_ENTRY_UNITS, select_units
+from shared.knowledge import KnowledgeBase
+
+
+def _select(knowledge: KnowledgeBase, question: str):  # type: ignore[no-untyped-def]
+    vector = knowledge.embed_query(question)
+    hit = knowledge.search(question, k=1, query_vector=vector)[0]
+    return select_units(knowledge=knowledge, hit=hit, question=question, query_vector=vector)
+
+
+def test_a_question_in_two_parts_gets_the_statement_for_each(knowledge: KnowledgeBase) -> None:
+    selection = _select(knowledge, "How do I complain, and when will someone reply?")
+    assert selection.hit.entry.id == "contact#how-do-i-make-a-complaint"
+    assert "replies within 2 business days" in selection.text
+
+
+def test_statements_close_to_the_best_are_kept_in_the_entrys_order(
+    knowledge: KnowledgeBase,
+) -> None:
+    for question in (
+        "how long does standard delivery take and what does it cost?",
+        "Can I use two discount codes on one order?",
+        "What happens if I'm not happy with how my complaint was handled?",
+    ):
+        selection = _select(knowledge, question)
+        units = selection.hit.entry.units
+        assert len(units) > WHOLE_ENTRY_UNITS  # these entries are not given whole
+        assert 1 <= len(selection.units) <= MAX_UNITS
+        assert max(selection.scores) - min(selection.scores) <= MARGIN
+        positions = [units.index(unit) for unit in selection.units]
+        assert positions == sorted(positions)
+        assert len(selection.units) < len(units)  # selected, never the whole entry
