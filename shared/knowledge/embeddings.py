@@ -71,6 +71,10 @@ class OnnxEmbedder:
         self._tokenizer.enable_truncation(max_length=self.max_tokens)
         self._tokenizer.enable_padding(pad_id=pad_id, pad_token=pad_token)
         self._input_names = {i.name for i in self._session.get_inputs()}
+        # A batch's activations are given back after it: building an index must not leave the
+        # process holding the largest batch's memory for good.
+        self._shrink = onnxruntime.RunOptions()
+        self._shrink.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
         self._lock = threading.Lock()  # one inference at a time; ORT already uses the threads
         self.name = name
         self.batch_size = batch_size
@@ -97,7 +101,7 @@ class OnnxEmbedder:
         if "token_type_ids" in self._input_names:
             feeds["token_type_ids"] = np.zeros_like(ids)
         with self._lock:
-            hidden = self._session.run(None, feeds)[0]
+            hidden = self._session.run(None, feeds, self._shrink if len(texts) > 1 else None)[0]
         weights = mask[:, :, None].astype(np.float32)
         pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
         return _normalise(pooled)
@@ -120,7 +124,7 @@ def mpnet_embedder(*, cache_dir: Path | None, threads: int | None = None) -> Onn
     directory = (cache_dir or Path.home() / ".cache" / "support-assistant") / "models"
     model_path, tokenizer_path = mpnet.prepare(directory)
     return OnnxEmbedder(
-        name=f"{mpnet.MODEL_NAME}-onnx-8bit",
+        name=f"{mpnet.MODEL_NAME}-onnx-8bit-b{mpnet.BUILD}",
         model_path=model_path,
         tokenizer_json=tokenizer_path.read_text(),
         pad_id=mpnet.PAD_ID,

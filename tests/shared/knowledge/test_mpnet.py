@@ -23,7 +23,7 @@ def test_the_prepared_model_is_reused(tmp_path: object) -> None:
     from pathlib import Path
 
     directory = Path(str(tmp_path))
-    (directory / f"{mpnet.MODEL_NAME}-8bit.onnx").write_bytes(b"prepared")
+    (directory / mpnet.MODEL_FILE).write_bytes(b"prepared")
     (directory / f"{mpnet.MODEL_NAME}-tokenizer.json").write_text("{}")
     model, tokenizer = mpnet.prepare(directory)  # nothing is rebuilt when both are there
     assert model.read_bytes() == b"prepared" and tokenizer.read_text() == "{}"
