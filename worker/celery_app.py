@@ -30,6 +30,7 @@ from shared.answer_cache.service import AnswerCache
 from shared.core.config import Settings, get_settings
 from shared.core.db import create_db_engine, create_session_factory, ping
 from shared.core.logs import configure_logging, question_id_var, request_id_var
+from shared.core.memory import give_back_freed_memory
 from shared.core.queue import celery_config
 from shared.knowledge import KnowledgeStore
 from shared.knowledge.store import knowledge_generation
@@ -73,6 +74,7 @@ class WorkerResources:
 
     @classmethod
     def create(cls, settings: Settings, plan: WorkerPlan) -> "WorkerResources":
+        give_back_freed_memory()  # before the models are loaded
         engine = create_db_engine(
             settings.database_url, busy_timeout_ms=settings.sqlite_busy_timeout_ms
         )
