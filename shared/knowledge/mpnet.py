@@ -9,9 +9,9 @@ bias) and quantizes its weight matrices to 8 bits (ONNX Runtime's weight-only Ma
 of 32). Activations stay in floating point, so a sentence gets the same vector alone or in any
 batch; dynamic int8 quantization did not (cosine 0.99 between the two, 0.87 to the reference with
 every matrix quantized). Measured against the PyTorch reference on 477 sentences: the fp32 graph's
-cosine is 1.0000, this model's mean 0.9998 (min 0.9995), 26 ms a query on 2 cores. The word-embedding
-table is in 8 bits as well, a scale per row (build 2): 123 MB instead of 194, vectors at cosine
-0.99991 (min 0.99967) to build 1's, the same R@1 on StackFAQ.
+cosine is 1.0000, this model's mean 0.9998 (min 0.9995), 26 ms a query on 2 cores. The
+word-embedding table is in 8 bits as well, a scale per row (build 2): 123 MB instead of 194,
+vectors at cosine 0.99991 (min 0.99967) to build 1's, the same R@1 on StackFAQ.
 No PyTorch, no download at run time; the result is cached (`EMBEDDING_CACHE_DIR/models`).
 
     python -m shared.knowledge.mpnet        # prepare it now (make does, after installing)
