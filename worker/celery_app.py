@@ -74,7 +74,8 @@ class WorkerResources:
 
     @classmethod
     def create(cls, settings: Settings, plan: WorkerPlan) -> "WorkerResources":
-        give_back_freed_memory()  # before the models are loaded
+        if not give_back_freed_memory():  # before the models are loaded
+            logger.info("malloc thresholds left as they are (not glibc)")
         engine = create_db_engine(
             settings.database_url, busy_timeout_ms=settings.sqlite_busy_timeout_ms
         )

@@ -60,12 +60,14 @@ def select_units(
         return Selection(hit=hit, units=units, scores=[1.0] * len(units))
     scores = _lexical(question, units) * LEXICAL_WEIGHT
     dense = _unit_cosines(knowledge, hit, query_vector)
+    margin = MARGIN * LEXICAL_WEIGHT  # without embeddings, scores span a quarter of the range
     if dense is not None:
         scores = scores + dense
+        margin = MARGIN
     scores = np.where(allowed, scores, -np.inf)
     ranked = sorted(range(len(units)), key=lambda i: -scores[i])
     best = scores[ranked[0]]
-    kept = [i for i in ranked[:MAX_UNITS] if allowed[i] and scores[i] >= best - MARGIN]
+    kept = [i for i in ranked[:MAX_UNITS] if allowed[i] and scores[i] >= best - margin]
     kept.sort()
     return Selection(
         hit=hit, units=[units[i] for i in kept], scores=[float(scores[i]) for i in kept]

@@ -23,6 +23,7 @@ import io
 import logging
 import math
 import os
+import re
 import sys
 import zipfile
 from pathlib import Path
@@ -246,10 +247,27 @@ def prepare(directory: Path) -> tuple[Path, Path]:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not (model_path.exists() and tokenizer_path.exists()):
             _build(model_path, tokenizer_path)
-            for stale in directory.glob(f"{MODEL_NAME}-8bit*.onnx"):  # earlier builds
-                if stale != model_path:
-                    stale.unlink(missing_ok=True)
+            for stale in earlier_builds(directory):
+                stale.unlink(missing_ok=True)
     return model_path, tokenizer_path
+
+
+_BUILD_OF = re.compile(r"-8bit(?:-b(\d+))?\.")
+
+
+def earlier_builds(directory: Path) -> list[Path]:
+    """Model files (in `directory`) and cached vectors (beside it) of the builds before this one;
+    a newer build's, which another version of the service may be using, are kept."""
+    candidates = [
+        *directory.glob(f"{MODEL_NAME}-8bit*.onnx"),
+        *directory.parent.glob(f"embeddings-{MODEL_NAME}-onnx-8bit*"),
+    ]
+    earlier = []
+    for path in candidates:
+        found = _BUILD_OF.search(path.name)
+        if found is not None and int(found.group(1) or 1) < BUILD:  # build 1 had no number
+            earlier.append(path)
+    return earlier
 
 
 def _build(model_path: Path, tokenizer_path: Path) -> None:

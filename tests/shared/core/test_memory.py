@@ -1,14 +1,18 @@
 """Freed memory given back: glibc's malloc thresholds fixed in a worker process."""
 
+import platform
 import subprocess
 import sys
 
 import pytest
 
 from shared.core import memory
+from shared.core.memory import give_back_freed_memory
+
+GLIBC = sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt is Linux's")
+@pytest.mark.skipif(not GLIBC, reason="mallopt's thresholds are glibc's")
 def test_the_thresholds_are_fixed_on_glibc() -> None:
     # In a child: the setting lasts for the whole process, which must not be the test runner.
     code = "from shared.core.memory import give_back_freed_memory as g; print(g())"
@@ -16,6 +20,6 @@ def test_the_thresholds_are_fixed_on_glibc() -> None:
     assert out.stdout.strip() == "True"
 
 
-def test_elsewhere_it_is_a_no_op(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(memory.sys, "platform", "darwin")
-    assert memory.give_back_freed_memory() is False
+def test_without_glibc_nothing_is_changed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(memory.platform, "libc_ver", lambda: ("musl", ""))
+    assert give_back_freed_memory() is False

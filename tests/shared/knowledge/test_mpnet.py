@@ -56,3 +56,61 @@ def test_the_graph_reproduces_the_reference_vectors() -> None:
     alone /= np.linalg.norm(alone)
     assert vectors[2] @ alone > 0.9999  # padding changes nothing
     assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2] + 0.3
+
+
+def test_earlier_builds_are_removed_after_a_build(
+    tmp_path: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pathlib import Path
+
+    cache = Path(str(tmp_path))
+    models = cache / "models"
+    models.mkdir()
+    newer = models / f"{mpnet.MODEL_NAME}-8bit-b{mpnet.BUILD + 1}.onnx"
+    earlier = [
+        models / f"{mpnet.MODEL_NAME}-8bit.onnx",  # build 1 carried no number
+        cache / f"embeddings-{mpnet.MODEL_NAME}-onnx-8bit.npz",
+        cache / f"embeddings-{mpnet.MODEL_NAME}-onnx-8bit.lock",
+    ]
+    current_vectors = cache / f"embeddings-{mpnet.MODEL_NAME}-onnx-8bit-b{mpnet.BUILD}.npz"
+    for path in [*earlier, newer, current_vectors]:
+        path.write_bytes(b"x")
+
+    def build(model: Path, tokenizer: Path) -> None:
+        model.write_bytes(b"built")
+        tokenizer.write_text("{}")
+
+    monkeypatch.setattr(mpnet, "_build", build)
+    model, _ = mpnet.prepare(models)
+    assert model.read_bytes() == b"built"
+    assert not any(path.exists() for path in earlier)
+    assert newer.exists() and current_vectors.exists()  # another version's, and this one's
+
+
+def test_the_8_bit_word_table_keeps_the_vectors() -> None:
+    import onnxruntime
+    from safetensors.numpy import load
+    from tokenizers import Tokenizer
+
+    with mpnet._read_archive() as archive:
+        weights = load(archive.read(f"{mpnet.MODEL_NAME}/model.safetensors"))
+        tokenizer = Tokenizer.from_str(archive.read(f"{mpnet.MODEL_NAME}/tokenizer.json").decode())
+    texts = [
+        "What is your refund policy?",
+        "Strikethrough in GitHub markdown",
+        "Can I change the delivery address after my order has shipped?",
+        "¿Dónde está mi pedido?",
+    ]
+    vectors = []
+    for int8_words in (False, True):
+        session = onnxruntime.InferenceSession(mpnet.build_graph(weights, int8_words=int8_words))
+        rows = []
+        for text in texts:
+            encoding = tokenizer.encode(text)
+            ids = np.array([encoding.ids])
+            hidden = session.run(None, {"input_ids": ids, "attention_mask": np.ones_like(ids)})
+            rows.append(hidden[0].mean(1)[0])
+        matrix = np.array(rows)
+        vectors.append(matrix / np.linalg.norm(matrix, axis=1, keepdims=True))
+    cosines = (vectors[0] * vectors[1]).sum(axis=1)
+    assert cosines.min() > 0.9995, cosines
