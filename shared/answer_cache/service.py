@@ -9,7 +9,6 @@ process keeps the rows' vectors in memory (`AnswerCache`) and reads only new row
 candidate is read back from the database before it is used, so a removed row is never served.
 """
 
-import logging
 import threading
 import time
 from collections.abc import Callable
@@ -27,8 +26,6 @@ from shared.answering.reuse import CachedAnswer, CacheKey, entry_digest
 from shared.core.db import read_scope
 from shared.knowledge import KnowledgeBase
 from shared.questions.models import Question
-
-logger = logging.getLogger(__name__)
 
 # Rows committed out of id order (PostgreSQL sequences) are still seen: each refresh re-reads the
 # last few ids, and the whole table is re-read now and then (which also drops removed rows).
@@ -93,8 +90,8 @@ class AnswerCache:
     def _first_current(
         self, candidates: Callable[[], list[int]], knowledge: KnowledgeBase
     ) -> CachedAnswer | None:
-        """The first candidate still stored whose entries are unchanged; stale ones are removed
-        on the way."""
+        """The first candidate still stored whose entries are unchanged (rows citing a changed
+        entry are skipped; an edit through the API removes them)."""
         found = None
         with self._lock, read_scope(self.sessions) as session:
             self._refresh(session)

@@ -305,12 +305,7 @@ def answer_question(
     if cached is not None and cached.origin == AnswerOrigin.GENERATED.value:
         # A model's wording was verified against the question it answered; it must pass the
         # same checks against this one (a figure or place this question names, a yes/no).
-        checks = Verifier(
-            question=question,
-            statements=selection.units,
-            entry=hits[0].entry,
-            instructions=instruction_texts(),
-        )
+        checks = verifier_for(question, selection)
         if not (checks.question_check().ok and checks.check(cached.text).ok):
             cached = None
     if cached is not None:
@@ -343,12 +338,7 @@ def answer_question(
 
     if not provider.generative:
         return extracted(None)
-    verifier = Verifier(
-        question=question,
-        statements=selection.units,
-        entry=hits[0].entry,
-        instructions=instruction_texts(),
-    )
+    verifier = verifier_for(question, selection)
     if not (precheck := verifier.question_check()).ok:
         return extracted(precheck.code)
 
@@ -368,6 +358,16 @@ def answer_question(
         generation.model,
         tokens=generation.tokens,
         cache_key=reusable,
+    )
+
+
+def verifier_for(question: str, selection: Selection) -> Verifier:
+    """The checks a wording must pass to answer `question` from the selected statements."""
+    return Verifier(
+        question=question,
+        statements=selection.units,
+        entry=selection.hit.entry,
+        instructions=instruction_texts(),
     )
 
 

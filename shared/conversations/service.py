@@ -32,7 +32,6 @@ from shared.llm import Turn
 from shared.questions.models import Question
 from shared.questions.service import (
     complete_question,
-    count_waiting,
     create_question,
     dispatch,
     find_by_idempotency_key,
@@ -179,9 +178,8 @@ def submit_message(
     person owns takes the message for them, without asking the model.
 
     It commits before queuing — a worker must find the row when it takes the task — so it opens
-    its own unit of work. With `max_queue_depth`, `waiting` says how many questions wait for a
-    worker (by default a count of their rows); at that depth a message for the assistant is
-    refused."""
+    its own unit of work. `waiting` says how many questions wait for a worker (the broker's
+    backlog); at `max_queue_depth` a message for the assistant is refused."""
     try:
         with session_scope(sessions) as session:
             if idempotency_key and (found := _same_key(session, idempotency_key, text)):
@@ -205,13 +203,10 @@ def submit_message(
                 )
             if conversation.status is ConversationStatus.RESOLVED:  # a new matter
                 conversation.status = ConversationStatus.OPEN
-            if max_queue_depth:
-                backlog = waiting() if waiting else count_waiting(session=session)
-                if backlog >= max_queue_depth:
-                    raise QueueFull(
-                        f"{backlog} questions are waiting; please retry later",
-                        retry_after=retry_after,
-                    )
+            if max_queue_depth and waiting and (backlog := waiting()) >= max_queue_depth:
+                raise QueueFull(
+                    f"{backlog} questions are waiting; please retry later", retry_after=retry_after
+                )
             question = create_question(
                 session=session,
                 text=text,

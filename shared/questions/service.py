@@ -56,12 +56,6 @@ def mark_enqueue_failed(*, session: Session, question_id: str) -> None:
     session.execute(update(Question).where(Question.id == question_id).values(enqueued_at=None))
 
 
-def count_waiting(*, session: Session) -> int:
-    """Questions accepted but not yet taken by a worker."""
-    query = select(func.count()).select_from(Question)
-    return session.scalar(query.where(Question.status == QuestionStatus.QUEUED)) or 0
-
-
 def get_question(*, session: Session, question_id: str) -> Question:
     """Return the question or raise `QuestionNotFound`."""
     question = session.get(Question, question_id)
