@@ -97,7 +97,6 @@ def fresh_database(admin_url: str | None, directory: Path) -> Iterator[str]:
 class Worker:
     node: str
     pid: int  # the main process; its children are the pool
-    ready_at: float  # epoch seconds: every pool process had reported ready
 
 
 @dataclass
@@ -160,12 +159,12 @@ class System:
              "--pool", "prefork", "--queues", self.settings.celery_queue, "--hostname", node],
             {**self.env, **overrides},
         )  # fmt: skip
-        ready_at = self.wait_pool(node, concurrency, timeout=240)
+        self.wait_pool(node, concurrency, timeout=240)
         wait_http(self.settings.api_port, "/api/v1/ready", key=self.key, timeout=30)
-        return Worker(node, self.children.running[node].pid, ready_at)
+        return Worker(node, self.children.running[node].pid)
 
-    def wait_pool(self, node: str, count: int, *, timeout: float) -> float:
-        """Wait until `count` pool processes of `node` report ready; when they did (epoch s)."""
+    def wait_pool(self, node: str, count: int, *, timeout: float) -> None:
+        """Wait until `count` pool processes of `node` report ready."""
         deadline = time.monotonic() + timeout
         process = self.children.running[node]
         while time.monotonic() < deadline:
@@ -173,7 +172,7 @@ class System:
                 raise RuntimeError(f"{node} exited; see {self.children.log(node)}")
             reports = read_pool_reports(self.broker, queue=self.settings.celery_queue)
             if sum(r.worker == node and r.state is PoolState.READY for r in reports) >= count:
-                return time.time()
+                return
             time.sleep(0.02)
         raise TimeoutError(f"{node}: {count} pool process(es) not ready in {timeout:.0f} s")
 
@@ -291,3 +290,8 @@ def child_pids(pid: int) -> list[int]:
             if int((entry / "stat").read_text().rpartition(")")[2].split()[1]) == pid:
                 found.append(int(entry.name))
     return found
+
+
+def pool_peak_rss_mb(pid: int) -> float | None:
+    """The largest peak resident set among a Celery worker's pool processes, in MB."""
+    return max((peak for child in child_pids(pid) if (peak := peak_rss_mb(child))), default=None)
