@@ -12,10 +12,11 @@ from redis.asyncio import Redis
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from api.counters import TeamCounters
+from api.counters import ApiCounters
 from api.security import Principal, RateLimiter, Role, StreamSlots, decode_identity
 from api.waiter import AnswerWaiter
 from api.web.sessions import ConsoleSessions
+from shared.answer_cache.service import CachedQuestions
 from shared.core.config import Settings
 from shared.core.errors import Forbidden
 from shared.knowledge import KnowledgeStore
@@ -35,14 +36,17 @@ class Services:
     producer: Celery
     http: httpx.Client
     knowledge: KnowledgeStore
+    cached_questions: CachedQuestions | None  # None when ANSWER_CACHE is off
     waiter: AnswerWaiter
     limiter: RateLimiter
     streams: StreamSlots
-    counters: TeamCounters
+    counters: ApiCounters
     console_sessions: ConsoleSessions
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
+    # Dependencies that never block are `async`: FastAPI runs a plain `def` one in the thread
+    # pool, a hop per dependency per request.
     services: Services = request.app.state.services
     return services
 
@@ -50,7 +54,7 @@ def get_services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-def get_principal(request: Request) -> Principal:
+async def get_principal(request: Request) -> Principal:
     """Who is calling, as the access middleware found out."""
     principal: Principal | None = getattr(request.state, "principal", None)
     if principal is None:  # an open path: nothing to act on behalf of
@@ -61,7 +65,7 @@ def get_principal(request: Request) -> Principal:
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 
 
-def require_operator(principal: PrincipalDep) -> Principal:
+async def require_operator(principal: PrincipalDep) -> Principal:
     """Everything but the customer's own conversations is for the support team's keys."""
     if principal.role is not Role.OPERATOR:
         raise Forbidden("this needs an operator's key (API_KEYS); a public key cannot")
@@ -71,7 +75,7 @@ def require_operator(principal: PrincipalDep) -> Principal:
 OperatorDep = Annotated[Principal, Depends(require_operator)]
 
 
-def get_customer(
+async def get_customer(
     services: ServicesDep,
     x_identity_token: Annotated[
         str | None,
