@@ -1,11 +1,12 @@
-"""Prometheus counters of the human loop's events that pass through the API: what the support
-team and the customers do (replies, resolutions, ratings, knowledge changes)."""
+"""Prometheus counters of events that pass through the API: what the support team and the
+customers do (replies, resolutions, ratings, knowledge changes), and answers the API gives from
+the answer cache as a message arrives."""
 
 from prometheus_client import CollectorRegistry, Counter
 
 
-class TeamCounters:
-    """Events of the human loop that pass through the API (handoffs are counted by workers)."""
+class ApiCounters:
+    """Events that pass through the API (handoffs and answers are counted by workers)."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.agent_replies = Counter(
@@ -33,3 +34,11 @@ class TeamCounters:
             "support_knowledge_changes_total", "Changes to the knowledge files, by action.",
             ["action"], registry=registry,
         )  # fmt: skip
+        # The same name as the workers' lookups: summed over processes, every hit counts once.
+        self.cache_lookups = Counter(
+            "support_answer_cache_lookups_total",
+            "Answer-cache lookups, by kind (same_words_on_arrival: a first message answered by "
+            "the API at once; repeated, equivalent: in a worker) and result (hit, miss).",
+            ["kind", "result"],
+            registry=registry,
+        )

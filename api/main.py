@@ -10,7 +10,7 @@ from prometheus_client import CollectorRegistry
 from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 
-from api.counters import TeamCounters
+from api.counters import ApiCounters
 from api.deps import Services
 from api.errors import install_error_handlers
 from api.metrics import HttpMetrics, QuestionCollector
@@ -21,6 +21,7 @@ from api.waiter import AnswerWaiter
 from api.web import routes as web
 from api.web.sessions import ConsoleSessions, console_key_ids
 from shared import __version__
+from shared.answer_cache.service import CachedQuestions
 from shared.core.config import Settings, get_settings
 from shared.core.db import create_db_engine, create_session_factory
 from shared.core.logs import configure_logging
@@ -49,18 +50,20 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         check_interval=settings.knowledge_check_interval,
         generation=lambda: knowledge_generation(sync_redis),
     )
+    sessions = create_session_factory(engine)
     services = Services(
         settings=settings,
         engine=engine,
-        sessions=create_session_factory(engine),
+        sessions=sessions,
         redis=redis,
         sync_redis=sync_redis,
         producer=create_producer(settings),
         http=http,
         knowledge=knowledge,
+        cached_questions=CachedQuestions(sessions) if settings.answer_cache else None,
         waiter=waiter,
         limiter=RateLimiter(redis),
-        counters=app.state.team_counters,
+        counters=app.state.api_counters,
         console_sessions=ConsoleSessions(redis, key_ids=console_key_ids(settings)),
         streams=StreamSlots(
             per_client=settings.max_streams_per_client,
@@ -107,7 +110,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     registry = CollectorRegistry()
     registry.register(QuestionCollector(lambda: app.state.services))
     app.state.metrics_registry = registry
-    app.state.team_counters = TeamCounters(registry)
+    app.state.api_counters = ApiCounters(registry)
     install_error_handlers(app)
     app.add_middleware(
         AccessControl,

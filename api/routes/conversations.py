@@ -13,6 +13,7 @@ from api.deps import CustomerDep, PrincipalDep, Services, ServicesDep
 from api.security import Principal
 from api.streaming import conversation_events
 from api.waiting import IdempotencyKeyHeader, PreferHeader, WaitQuery, requested_wait
+from shared.answer_cache.service import SameWords
 from shared.conversations.models import Conversation
 from shared.conversations.schemas import (
     ConversationCreated,
@@ -41,7 +42,7 @@ from shared.conversations.service import (
 )
 from shared.core.db import read_scope, session_scope
 from shared.core.errors import STATUS_BY_CODE, ConversationNotFound, Forbidden, Unauthorized
-from shared.core.events import ConversationEvents, forget_conversation
+from shared.core.events import ConversationEvents, EventType, forget_conversation, turn_event
 from shared.core.logs import request_id_var
 from shared.core.queue import waiting_tasks
 from shared.core.schemas import ErrorResponse
@@ -112,9 +113,18 @@ def submit(
     conversation_id: str | None = None,
     customer: str | None = None,
 ) -> Submitted:
-    """Store and queue a customer's message, then put it on its conversation's event stream.
-    Blocking: call it in the thread pool, once per request."""
+    """Store and queue a customer's message (or answer it from the cache at once), then put it
+    on its conversation's event stream. Blocking: call it in the thread pool, once per request."""
     settings = services.settings
+    same_words = (
+        SameWords(
+            questions=services.cached_questions,
+            knowledge=services.knowledge.current,
+            min_confidence=settings.handoff_threshold,
+        )
+        if services.cached_questions is not None
+        else None
+    )
     submitted = submit_message(
         sessions=services.sessions,
         producer=services.producer,
@@ -124,13 +134,19 @@ def submit(
         context_method=context_method,
         idempotency_key=idempotency_key,
         max_queue_depth=settings.max_queue_depth,
-        waiting=lambda: _waiting_tasks(services),
+        waiting=_waiting_tasks(services) if settings.max_queue_depth else 0,
         retry_after=settings.retry_after_seconds * 5,
         request_id=request_id_var.get(),
+        same_words=same_words,
     )
     if submitted.new_message is not None:
-        events = ConversationEvents(services.sync_redis, submitted.conversation_id)
-        events.message(submitted.new_message)
+        events = [(EventType.MESSAGE, submitted.new_message)]
+        if submitted.answered is not None and submitted.reply is not None:
+            events.append((EventType.MESSAGE, submitted.reply))
+            events.append(turn_event(submitted.answered.id, submitted.answered.status.value))
+        ConversationEvents(services.sync_redis, submitted.conversation_id).append_all(events)
+    if submitted.answered is not None:
+        services.counters.cache_lookups.labels("same_words_on_arrival", "hit").inc()
     return submitted
 
 
@@ -287,7 +303,7 @@ async def post_message(
     )
     return _respond(
         reply,
-        accepted=wait_seconds <= 0 or not submitted.queued,
+        accepted=wait_seconds <= 0 or not (submitted.queued or submitted.answered),
         retry_after=settings.retry_after_seconds,
         applied=applied,
     )

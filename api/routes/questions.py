@@ -91,9 +91,11 @@ async def ask(
         )
     )
     question_id = submitted.question_id or ""
-    # An asynchronous ask is answered 202 at once, even when a worker was quicker.
-    respond_async = wait_seconds <= 0 or not submitted.queued
-    if respond_async and submitted.new_message is not None:
+    # An asynchronous ask is answered 202 at once, even when a worker (or the cache) was quicker.
+    respond_async = wait_seconds <= 0 or not (submitted.queued or submitted.answered)
+    if submitted.answered is not None:
+        question = submitted.answered  # from the cache, as it was stored
+    elif respond_async and submitted.new_message is not None:
         question = Question(id=question_id, status=QuestionStatus.QUEUED)  # just stored
     else:
         question = await services.waiter.wait_for(

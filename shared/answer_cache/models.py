@@ -3,7 +3,7 @@
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Float, ForeignKey, Integer, LargeBinary, String, Text
+from sqlalchemy import JSON, Float, ForeignKey, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from shared.core.db import Base, UTCDateTime, utcnow
@@ -14,8 +14,12 @@ class CachedAnswerRow(Base):
 
     __tablename__ = "answer_cache"
     # Ids are never reused (SQLite would reuse the largest after a delete): a worker's index
-    # knows rows by id.
-    __table_args__ = ({"sqlite_autoincrement": True},)
+    # knows rows by id. Messages are looked up by their words as they arrive: a hash index on
+    # PostgreSQL, where a question of 2,000 characters may exceed a B-tree entry.
+    __table_args__ = (
+        Index("ix_answer_cache_question", "question", postgresql_using="hash"),
+        {"sqlite_autoincrement": True},
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     # The question it answered; erasing that question (with its conversation) erases this too.

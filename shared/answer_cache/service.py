@@ -7,6 +7,9 @@ when an entry they cite is edited (`forget_entries`), when a customer rates the 
 (`forget_answer`), by an operator (`purge`), or when they fall out of the size bound. Each worker
 process keeps the rows' vectors in memory (`AnswerCache`) and reads only new rows per lookup; a
 candidate is read back from the database before it is used, so a removed row is never served.
+The same words are looked up in the database itself (`find_repeated`): by the API when a first
+message arrives (`SameWords`, answered at once, no task queued; each API process knows which
+words the cache holds, `CachedQuestions`, and looks up only those) and by the engine in a worker.
 """
 
 import threading
@@ -18,11 +21,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 from sqlalchemy import delete, func, select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, joinedload, sessionmaker
 
 from shared.answer_cache.models import CachedAnswerEntry, CachedAnswerRow
 from shared.answering.engine import Answer, AnswerOrigin
-from shared.answering.reuse import CachedAnswer, CacheKey, entry_digest
+from shared.answering.reuse import CachedAnswer, CacheKey, entry_digest, normalise
 from shared.core.db import read_scope
 from shared.knowledge import KnowledgeBase
 from shared.questions.models import Question
@@ -40,8 +43,6 @@ class _Indexed:
     entry_id: str
     statements: str
     anchors: str | None  # only for a model's wording, which must answer the same terms
-    knowledge_version: str
-    context_method: str
 
 
 class AnswerCache:
@@ -68,53 +69,29 @@ class AnswerCache:
     ) -> CachedAnswer | None:
         """A cached answer to the same normalised words, retrieved the same way from this
         knowledge version."""
-
-        def candidates() -> list[int]:
-            return sorted(
-                (
-                    cache_id
-                    for cache_id in self._by_question.get(question, ())
-                    if self._rows[cache_id].knowledge_version == knowledge.version
-                    and self._rows[cache_id].context_method == context_method
-                ),
-                reverse=True,
+        with read_scope(self.sessions) as session:
+            return find_repeated(
+                session=session,
+                question=question,
+                context_method=context_method,
+                knowledge=knowledge,
             )
-
-        return self._first_current(candidates, knowledge)
 
     def equivalent(self, key: CacheKey, knowledge: KnowledgeBase) -> CachedAnswer | None:
         """The cached answer for `key`, if one is equivalent and every entry it cites is
-        unchanged in `knowledge`."""
-        return self._first_current(lambda: self._candidates(key), knowledge)
-
-    def _first_current(
-        self, candidates: Callable[[], list[int]], knowledge: KnowledgeBase
-    ) -> CachedAnswer | None:
-        """The first candidate still stored whose entries are unchanged (rows citing a changed
-        entry are skipped; an edit through the API removes them)."""
-        found = None
+        unchanged in `knowledge` (rows citing a changed entry are skipped; an edit through the
+        API removes them)."""
         with self._lock, read_scope(self.sessions) as session:
             self._refresh(session)
-            for cache_id in candidates():
+            for cache_id in self._candidates(key):
                 row = session.get(CachedAnswerRow, cache_id)
                 if row is None or not self._same(cache_id, row):  # removed since it was read
                     self._forget(cache_id)
-                elif not _current(row, knowledge):
-                    # An entry it cites changed on disk (edits through the API remove the row),
-                    # or this process has not loaded the change yet: never served, not removed.
-                    continue
-                else:
-                    found = CachedAnswer(
-                        id=row.id,
-                        text=row.text,
-                        origin=row.origin,
-                        model=row.model,
-                        sources=row.sources,
-                        knowledge_version=row.knowledge_version,
-                        confidence=row.confidence,
-                    )
-                    break
-        return found
+                elif _current(row, knowledge):
+                    return _cached(row)
+                # else an entry it cites changed on disk (edits through the API remove the row),
+                # or this process has not loaded the change yet: never served, not removed.
+        return None
 
     def _same(self, cache_id: int, row: CachedAnswerRow) -> bool:
         """Whether the row read back is the one indexed (ids are never reused, but be sure)."""
@@ -167,8 +144,6 @@ class AnswerCache:
             CachedAnswerRow.statements,
             CachedAnswerRow.anchors,
             CachedAnswerRow.origin,
-            CachedAnswerRow.knowledge_version,
-            CachedAnswerRow.context_method,
         ).where(CachedAnswerRow.id > self._seen - REREAD_IDS)
         for row in session.execute(query):
             self._seen = max(self._seen, row.id)
@@ -181,8 +156,6 @@ class AnswerCache:
                 entry_id=row.entry_id,
                 statements=row.statements,
                 anchors=row.anchors if generated else None,
-                knowledge_version=row.knowledge_version,
-                context_method=row.context_method,
             )
             self._by_question.setdefault(row.question, set()).add(row.id)
             if row.vector is not None:
@@ -224,6 +197,106 @@ class CacheLookup:
 
     def equivalent(self, key: CacheKey) -> CachedAnswer | None:
         return self.cache.equivalent(key, self.knowledge)
+
+
+# Rows to the same words from the same knowledge version are few (one per answer kept).
+REPEATED_CANDIDATES = 8
+
+
+def find_repeated(
+    *, session: Session, question: str, context_method: str, knowledge: KnowledgeBase
+) -> CachedAnswer | None:
+    """The newest cached answer to `question` (normalised) retrieved with `context_method` from
+    this knowledge version, every entry it cites unchanged: retrieval and selection would give
+    exactly what they gave then, so nothing needs computing."""
+    rows = session.scalars(
+        select(CachedAnswerRow)
+        .options(joinedload(CachedAnswerRow.entries))  # one query, where selectin makes two
+        .where(
+            CachedAnswerRow.question == question,
+            CachedAnswerRow.knowledge_version == knowledge.version,
+            CachedAnswerRow.context_method == context_method,
+        )
+        .order_by(CachedAnswerRow.id.desc())
+        .limit(REPEATED_CANDIDATES)
+    ).unique()
+    return next((_cached(row) for row in rows if _current(row, knowledge)), None)
+
+
+class CachedQuestions:
+    """The normalised questions the cache holds, as one API process knows them, so that a message
+    in other words costs no lookup at all. Rows added since are read at most `refresh_seconds`
+    later; removed ones linger until the next full reload (a lookup then finds nothing)."""
+
+    def __init__(self, sessions: sessionmaker[Session], *, refresh_seconds: float = 0.02) -> None:
+        self.sessions = sessions
+        self.refresh_seconds = refresh_seconds
+        self._questions: set[str] = set()
+        self._seen = 0
+        self._refreshed_at = self._loaded_at = float("-inf")
+        self._lock = threading.Lock()
+
+    def __contains__(self, question: str) -> bool:
+        if question in self._questions:
+            return True
+        if time.monotonic() - self._refreshed_at < self.refresh_seconds:
+            return False
+        self._refresh()
+        return question in self._questions
+
+    def _refresh(self) -> None:
+        if not self._lock.acquire(blocking=False):  # another thread is at it: use what is known
+            return
+        try:
+            now = time.monotonic()
+            if now - self._loaded_at >= FULL_RELOAD_SECONDS:
+                self._questions, self._seen, self._loaded_at = set(), 0, now
+            query = select(CachedAnswerRow.id, CachedAnswerRow.question).where(
+                CachedAnswerRow.id > self._seen - REREAD_IDS
+            )
+            with read_scope(self.sessions) as session:
+                for row in session.execute(query):
+                    self._questions.add(row.question)
+                    self._seen = max(self._seen, row.id)
+            self._refreshed_at = now
+        finally:
+            self._lock.release()
+
+
+@dataclass(frozen=True)
+class SameWords:
+    """The lookup a customer's first message gets as it arrives, before any task is queued: an
+    answer to the same words is given at once (`shared.conversations.service.submit_message`)."""
+
+    questions: CachedQuestions
+    knowledge: Callable[[], KnowledgeBase]  # the base as it is now (`KnowledgeStore.current`)
+    # The handoff threshold: an answer that would be handed off now is not given again.
+    min_confidence: float
+
+    def may_hold(self, text: str) -> bool:
+        """Whether the cache may hold these words (no database read, no Redis)."""
+        return normalise(text) in self.questions
+
+    def find(self, session: Session, text: str, context_method: str) -> CachedAnswer | None:
+        cached = find_repeated(
+            session=session,
+            question=normalise(text),
+            context_method=context_method,
+            knowledge=self.knowledge(),
+        )
+        return cached if cached is not None and cached.confidence >= self.min_confidence else None
+
+
+def _cached(row: CachedAnswerRow) -> CachedAnswer:
+    return CachedAnswer(
+        id=row.id,
+        text=row.text,
+        origin=row.origin,
+        model=row.model,
+        sources=row.sources,
+        knowledge_version=row.knowledge_version,
+        confidence=row.confidence,
+    )
 
 
 def _current(row: CachedAnswerRow, knowledge: KnowledgeBase) -> bool:

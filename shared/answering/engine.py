@@ -219,7 +219,7 @@ def answer_question(
     if repeated is not None and repeated.confidence >= settings.handoff_threshold:
         if on_token is not None:
             on_token(repeated.text)
-        return repeat(repeated, provider, timings={"retrieval_ms": None})
+        return repeat(repeated, model=provider.model, timings={"retrieval_ms": None})
     # The message is embedded once: for recognising a request for a person and for retrieval.
     message_vector = knowledge.embed_query(question)
     if asks_for_a_person(question, knowledge.index.embedder, vector=message_vector):
@@ -312,7 +312,7 @@ def answer_question(
         if on_token is not None:
             on_token(cached.text)
         return replace(
-            repeat(cached, provider, timings=timings),
+            repeat(cached, model=provider.model, timings=timings),
             standalone_question=standalone.text if history else None,
             vector=vector,
             vector_model=vector_model,
@@ -392,11 +392,9 @@ def cache_key(
     )
 
 
-def repeat(
-    cached: CachedAnswer, provider: LLMProvider, *, timings: dict[str, float | None]
-) -> Answer:
+def repeat(cached: CachedAnswer, *, model: str, timings: dict[str, float | None]) -> Answer:
     """The earlier answer as it was given: its sources, confidence and knowledge version,
-    `provider: cache`."""
+    `provider: cache` (`model`: when the row names none)."""
     return Answer(
         text=cached.text,
         action=AnswerAction.ANSWER,
@@ -404,7 +402,7 @@ def repeat(
         confidence=cached.confidence,
         sources=cached.sources,
         provider=CACHE_PROVIDER,
-        model=cached.model or provider.model,
+        model=cached.model or model,
         knowledge_version=cached.knowledge_version,
         timings=timings,
         cached_from=cached.id,

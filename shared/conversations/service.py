@@ -6,7 +6,6 @@ import hmac
 import logging
 import secrets
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -16,8 +15,9 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from shared.answer_cache.service import forget_answer
-from shared.answering.engine import Answer
+from shared.answer_cache.service import SameWords, forget_answer
+from shared.answering.engine import Answer, repeat
+from shared.answering.reuse import CachedAnswer
 from shared.conversations.models import (
     Conversation,
     ConversationStatus,
@@ -26,7 +26,7 @@ from shared.conversations.models import (
     MessageRole,
     Rating,
 )
-from shared.core.db import session_scope, utcnow
+from shared.core.db import read_scope, session_scope, utcnow
 from shared.core.errors import ConversationNotFound, IdempotencyConflict, InvalidState, QueueFull
 from shared.llm import Turn
 from shared.questions.models import Question
@@ -147,9 +147,13 @@ class Submitted:
     conversation_id: str
     message_id: str  # the customer's message
     question_id: str | None  # None: a person owns the conversation; the message waits for them
-    queued: bool  # False: stored, but the broker was down; the reconciler will queue it
+    # False: answered at once (`answered`), or stored while the broker was down (the reconciler
+    # will queue it)
+    queued: bool
     token: str | None = None  # a new conversation's token (shown once)
     new_message: dict[str, Any] | None = None  # the stored customer message, to be streamed
+    answered: Question | None = None  # answered from the cache as it arrived: no task
+    reply: dict[str, Any] | None = None  # then the assistant's message, to be streamed
 
 
 def _same_key(session: Session, key: str, text: str) -> Question | None:
@@ -169,17 +173,23 @@ def submit_message(
     context_method: str = "hybrid",
     idempotency_key: str | None = None,
     max_queue_depth: int = 0,
-    waiting: Callable[[], int] | None = None,
+    waiting: int = 0,
     retry_after: int = 10,
     request_id: str | None = None,
+    same_words: SameWords | None = None,
 ) -> Submitted:
     """Store a customer's message — in a new conversation when `conversation_id` is None — and
     queue its answer (or return the one this idempotency key already stored). A conversation a
-    person owns takes the message for them, without asking the model.
+    person owns takes the message for them, without asking the model. A conversation's first
+    message whose words an earlier first message had is answered from the answer cache at once
+    (`same_words`; nothing is queued, back-pressure does not apply).
 
     It commits before queuing — a worker must find the row when it takes the task — so it opens
-    its own unit of work. `waiting` says how many questions wait for a worker (the broker's
-    backlog); at `max_queue_depth` a message for the assistant is refused."""
+    its own unit of work. `waiting` says how many questions waited for a worker (the broker's
+    backlog, read before the transaction: no round trip to Redis while holding the database's
+    write lock); at `max_queue_depth` a message for the assistant is refused."""
+    # Looked up before the unit of work, which on SQLite holds the write lock: reads take none.
+    cached = _first_message_answer(sessions, same_words, conversation_id, text, context_method)
     try:
         with session_scope(sessions) as session:
             if idempotency_key and (found := _same_key(session, idempotency_key, text)):
@@ -203,9 +213,32 @@ def submit_message(
                 )
             if conversation.status is ConversationStatus.RESOLVED:  # a new matter
                 conversation.status = ConversationStatus.OPEN
-            if max_queue_depth and waiting and (backlog := waiting()) >= max_queue_depth:
+            if cached is not None:
+                answer = repeat(cached, model="", timings={"retrieval_ms": None})
+                question = create_question(
+                    session=session,
+                    text=text,
+                    context_method=context_method,
+                    idempotency_key=idempotency_key,
+                    conversation_id=conversation.id,
+                    message_id=message.id,
+                    answer=answer,
+                )
+                message.question_id = question.id
+                reply = _assistant_message(session, conversation, question.id, answer)
+                return Submitted(
+                    conversation.id,
+                    message.id,
+                    question.id,
+                    queued=False,
+                    token=token,
+                    new_message=payload,
+                    answered=question,
+                    reply=message_payload(reply),
+                )
+            if max_queue_depth and waiting >= max_queue_depth:
                 raise QueueFull(
-                    f"{backlog} questions are waiting; please retry later", retry_after=retry_after
+                    f"{waiting} questions are waiting; please retry later", retry_after=retry_after
                 )
             question = create_question(
                 session=session,
@@ -227,6 +260,24 @@ def submit_message(
         producer=producer, sessions=sessions, question_id=ids[2], request_id=request_id
     )
     return Submitted(*ids, queued=queued, token=token, new_message=payload)
+
+
+def _first_message_answer(
+    sessions: sessionmaker[Session],
+    same_words: SameWords | None,
+    conversation_id: str | None,
+    text: str,
+    context_method: str,
+) -> CachedAnswer | None:
+    """The cached answer to the same words, when this is its conversation's first message."""
+    if same_words is None or not same_words.may_hold(text):
+        return None
+    with read_scope(sessions) as session:
+        if conversation_id is not None:
+            earlier = select(Message.id).where(Message.conversation_id == conversation_id)
+            if session.scalar(earlier.limit(1)) is not None:
+                return None
+        return same_words.find(session, text, context_method)
 
 
 def reply_to(
@@ -267,7 +318,14 @@ def record_answer(
     conversation = _conversation_of(session, question_id)
     if conversation is None:  # a question of no conversation, or one deleted meanwhile
         return Recorded(stored=True)
-    message = add_message(
+    message = _assistant_message(session, conversation, question_id, answer)
+    return Recorded(stored=True, message=message, conversation=conversation)
+
+
+def _assistant_message(
+    session: Session, conversation: Conversation, question_id: str, answer: Answer
+) -> Message:
+    return add_message(
         session=session,
         conversation=conversation,
         role=MessageRole.ASSISTANT,
@@ -277,7 +335,6 @@ def record_answer(
         action=answer.action.value,
         origin=answer.origin.value,
     )
-    return Recorded(stored=True, message=message, conversation=conversation)
 
 
 def note_failure(

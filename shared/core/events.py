@@ -79,16 +79,21 @@ class ConversationEvents:
         self._broken = False
 
     def append(self, kind: EventType, data: dict[str, Any]) -> None:
+        self.append_all([(kind, data)])
+
+    def append_all(self, events: list[tuple[EventType, dict[str, Any]]]) -> None:
+        """Append `events` in order, in one round trip."""
         if self._broken:
             return
         try:
             pipe = self.client.pipeline(transaction=False)
-            pipe.xadd(
-                self.key,
-                {"type": kind.value, "data": json.dumps(data)},
-                maxlen=EVENT_LOG_MAX_LENGTH,
-                approximate=True,
-            )
+            for kind, data in events:
+                pipe.xadd(
+                    self.key,
+                    {"type": kind.value, "data": json.dumps(data)},
+                    maxlen=EVENT_LOG_MAX_LENGTH,
+                    approximate=True,
+                )
             pipe.expire(self.key, EVENT_LOG_TTL_SECONDS)
             pipe.execute()
         except redis.RedisError:
@@ -99,7 +104,7 @@ class ConversationEvents:
         self.append(EventType.MESSAGE, message)
 
     def turn(self, question_id: str, status: str) -> None:
-        self.append(EventType.TURN, {"question_id": question_id, "status": status})
+        self.append(*turn_event(question_id, status))
 
     def token(self, question_id: str, text: str) -> None:
         self.append(EventType.TOKEN, {"question_id": question_id, "text": text})
@@ -109,6 +114,11 @@ class ConversationEvents:
 
     def status(self, status: str, *, reason: str | None = None) -> None:
         self.append(EventType.STATUS, {"status": status, **({"reason": reason} if reason else {})})
+
+
+def turn_event(question_id: str, status: str) -> tuple[EventType, dict[str, Any]]:
+    """A question of the conversation changed status (`completed`: its reply is in the stream)."""
+    return EventType.TURN, {"question_id": question_id, "status": status}
 
 
 def forget_conversation(client: redis.Redis, conversation_id: str) -> None:

@@ -28,8 +28,10 @@ def create_question(
     idempotency_key: str | None = None,
     conversation_id: str | None = None,
     message_id: str | None = None,
+    answer: Answer | None = None,
 ) -> Question:
-    """Store a new question as `queued` (its task is queued right after the commit)."""
+    """Store a new question as `queued` (its task is queued right after the commit), or, given
+    its `answer` already (an answer cache hit), as `completed` with it (no task)."""
     now = utcnow()
     question = Question(
         id=str(uuid.uuid4()),  # known before the flush: the caller's one flush writes it all
@@ -43,6 +45,10 @@ def create_question(
         conversation_id=conversation_id,
         message_id=message_id,
     )
+    if answer is not None:
+        question.started_at = now
+        for name, value in _answered(answer, started_at=now).items():
+            setattr(question, name, value)
     session.add(question)
     return question
 
@@ -160,36 +166,39 @@ def complete_question(
     *, session: Session, question_id: str, answer: Answer, started_at: datetime
 ) -> bool:
     """Store the answer unless the question is already terminal; True when this call stored it."""
-    completed_at = utcnow()
     return _finish(
-        session=session,
-        question_id=question_id,
-        values={
-            "status": QuestionStatus.COMPLETED,
-            "answer": answer.text,
-            "sources": answer.sources,
-            "provider": answer.provider,
-            "model": answer.model,
-            "action": answer.action.value,
-            "origin": answer.origin.value,
-            "standalone_question": answer.standalone_question,
-            "confidence": answer.confidence,
-            "knowledge_version": answer.knowledge_version,
-            "fallback_reason": answer.fallback_reason,
-            "rejected_draft": answer.rejected_draft,
-            "timings": {**answer.timings, "tokens": answer.tokens},
-            "vector": answer.vector,
-            "vector_model": answer.vector_model,
-            "handoff_reason": answer.handoff_reason,
-            "cached_from": answer.cached_from,
-            "error_code": None,
-            "error_message": None,
-            "completed_at": completed_at,
-            "processing_time_ms": _elapsed_ms(started_at, completed_at),
-            "lease_owner": None,
-            "lease_expires_at": None,
-        },
+        session=session, question_id=question_id, values=_answered(answer, started_at=started_at)
     )
+
+
+def _answered(answer: Answer, *, started_at: datetime) -> dict[str, Any]:
+    """A question's columns once `answer` is stored."""
+    completed_at = utcnow()
+    return {
+        "status": QuestionStatus.COMPLETED,
+        "answer": answer.text,
+        "sources": answer.sources,
+        "provider": answer.provider,
+        "model": answer.model,
+        "action": answer.action.value,
+        "origin": answer.origin.value,
+        "standalone_question": answer.standalone_question,
+        "confidence": answer.confidence,
+        "knowledge_version": answer.knowledge_version,
+        "fallback_reason": answer.fallback_reason,
+        "rejected_draft": answer.rejected_draft,
+        "timings": {**answer.timings, "tokens": answer.tokens},
+        "vector": answer.vector,
+        "vector_model": answer.vector_model,
+        "handoff_reason": answer.handoff_reason,
+        "cached_from": answer.cached_from,
+        "error_code": None,
+        "error_message": None,
+        "completed_at": completed_at,
+        "processing_time_ms": _elapsed_ms(started_at, completed_at),
+        "lease_owner": None,
+        "lease_expires_at": None,
+    }
 
 
 def fail_question(

@@ -1,6 +1,7 @@
 """The answer cache through the API with a real worker: a repeated question is answered from
-the cache, an edit of the entry removes its cached answers at once, a rating down removes the
-answer it rated, operators list and purge, analytics count the hits."""
+the cache (a first message by the API as it arrives, without a worker), an edit of the entry
+removes its cached answers at once, a rating down removes the answer it rated, operators list and
+purge, analytics and Prometheus count the hits."""
 
 import shutil
 import uuid
@@ -13,7 +14,7 @@ from fastapi.testclient import TestClient
 
 from api.main import create_app
 from shared.core.config import ProviderName, Settings
-from tests.conftest import PROJECT_ROOT, StartWorker
+from tests.conftest import PROJECT_ROOT, StartWorker, WorkerProcess
 
 pytestmark = pytest.mark.integration
 OPERATOR, PUBLIC = "operator-key", "widget-key"
@@ -40,8 +41,12 @@ def settings(tmp_path: Path, base_settings: Settings) -> Settings:
 
 
 @pytest.fixture
-def api(settings: Settings, start_worker: StartWorker) -> Iterator[TestClient]:
-    start_worker(settings)
+def worker(settings: Settings, start_worker: StartWorker) -> WorkerProcess:
+    return start_worker(settings)
+
+
+@pytest.fixture
+def api(settings: Settings, worker: WorkerProcess) -> Iterator[TestClient]:
     with TestClient(create_app(settings), base_url="http://testserver/api/v1") as client:
         client.headers["Authorization"] = f"Bearer {OPERATOR}"
         client.delete("/answer-cache")  # the shared database may hold other tests' answers
@@ -120,3 +125,41 @@ def test_erasing_a_conversation_erases_its_cached_answers(api: TestClient) -> No
     )
     assert api.delete(url, headers=customer).status_code == 204
     assert api.get("/answer-cache").json()["total"] == 0
+
+
+def test_a_first_message_in_the_same_words_is_answered_on_arrival_without_a_worker(
+    api: TestClient, worker: WorkerProcess
+) -> None:
+    first = _ask(api)
+    assert first["provider"] == "extractive"
+    worker.stop()  # from here on, nothing would answer a queued question
+
+    again = _ask(api, f"  {QUESTION.lower()}!  ")  # the same words
+    assert again["provider"] == "cache" and again["status"] == "completed"
+    assert again["answer"] == first["answer"] and again["sources"] == first["sources"]
+    metrics = api.get("/metrics").text
+    assert 'support_answer_cache_lookups_total{kind="same_words_on_arrival",result="hit"} 1.0' in (
+        metrics
+    )
+
+    # A widget's first message in a conversation it opened: the reply, stored and listed.
+    public = {"Authorization": f"Bearer {PUBLIC}"}
+    created = api.post("/conversations", headers=public).json()
+    customer = {**public, "X-Conversation-Token": created["token"]}
+    url = f"/conversations/{created['conversation_id']}"
+    reply = api.post(f"{url}/messages", json={"text": QUESTION}, headers=customer)
+    assert reply.status_code == 200 and reply.json()["provider"] == "cache", reply.text
+    messages = api.get(url, headers=customer).json()["messages"]
+    assert [m["role"] for m in messages] == ["customer", "assistant"]
+    assert messages[1]["text"] == first["answer"] and messages[1]["sources"] == first["sources"]
+
+    # A later turn depends on the ones before it: it waits for a worker, whatever its words.
+    later = api.post(
+        f"{url}/messages",
+        json={"text": QUESTION},
+        headers={**customer, "Prefer": "respond-async"},
+    )
+    assert later.status_code == 202 and later.json()["status"] == "queued", later.text
+    # An asynchronous ask is still accepted with 202, already answered.
+    accepted = api.post("/ask", json={"question": QUESTION}, headers={"Prefer": "respond-async"})
+    assert accepted.status_code == 202 and accepted.json()["status"] == "completed"

@@ -9,7 +9,15 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared.answer_cache.models import CachedAnswerRow
-from shared.answer_cache.service import AnswerCache, forget_answer, forget_entries, purge, store
+from shared.answer_cache.service import (
+    AnswerCache,
+    CachedQuestions,
+    SameWords,
+    forget_answer,
+    forget_entries,
+    purge,
+    store,
+)
 from shared.answering.engine import Answer, AnswerAction, answer_question
 from shared.core.config import ProviderName, Settings
 from shared.core.db import create_db_engine, create_session_factory, session_scope
@@ -174,3 +182,53 @@ def test_a_raised_handoff_threshold_is_never_bypassed(
     stricter = SETTINGS.model_copy(update={"handoff_threshold": 1.0})
     again, _ = asker.ask("How long does standard shipping take?", settings=stricter)
     assert again.action is AnswerAction.HANDOFF and again.provider != "cache"
+    # Nor by the API's lookup of a first message as it arrives.
+    with session_scope(sessions) as session:
+        for threshold, found in ((SETTINGS.handoff_threshold, True), (1.0, False)):
+            same_words = SameWords(
+                CachedQuestions(sessions), lambda: knowledge, min_confidence=threshold
+            )
+            cached = same_words.find(session, "How long does STANDARD shipping take", "hybrid")
+            assert (cached is not None) is found
+            assert cached is None or cached.text == first.text
+
+
+def test_the_same_words_are_found_only_for_the_knowledge_they_were_answered_from(
+    sessions: sessionmaker[Session], knowledge: KnowledgeBase
+) -> None:
+    asker = Asker(sessions, knowledge)
+    first, _ = asker.ask("How long does standard shipping take?")
+    same_words = SameWords(CachedQuestions(sessions), lambda: knowledge, min_confidence=0.0)
+    with session_scope(sessions) as session:
+        found = same_words.find(session, "how long does standard shipping take?", "hybrid")
+        assert found is not None and found.sources == first.sources
+        assert same_words.find(session, "how long does standard shipping take?", "keyword") is None
+        assert same_words.find(session, "how long does express shipping take?", "hybrid") is None
+    cited = first.sources[0]["id"]
+    edited = KnowledgeBase.from_entries(
+        [
+            Entry(e.id, e.question, "Orders arrive in 3 days.", e.source, e.kind)
+            if e.id == cited
+            else e
+            for e in knowledge.entries
+        ]
+    )
+    with session_scope(sessions) as session:
+        stale = SameWords(CachedQuestions(sessions), lambda: edited, min_confidence=0.0)
+        assert stale.find(session, "how long does standard shipping take?", "hybrid") is None
+
+
+def test_an_api_process_looks_up_only_the_words_the_cache_holds(
+    sessions: sessionmaker[Session], knowledge: KnowledgeBase
+) -> None:
+    fresh = CachedQuestions(sessions, refresh_seconds=0)
+    late = CachedQuestions(sessions, refresh_seconds=3600)
+    assert "how long does standard shipping take" not in fresh
+    assert "how long does standard shipping take" not in late  # read once, now
+    asker = Asker(sessions, knowledge)
+    asker.ask("How long does standard shipping take?")
+    assert "how long does standard shipping take" in fresh
+    assert "how long does standard shipping take" not in late  # until its next refresh
+    same_words = SameWords(fresh, lambda: knowledge, min_confidence=0.0)
+    assert same_words.may_hold("How long does STANDARD shipping take?!")
+    assert not same_words.may_hold("How long does express shipping take?")
