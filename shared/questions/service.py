@@ -1,14 +1,15 @@
 """Service functions over the `questions` table; callers own the transaction, except where a
 function must queue a task after committing (`submit_question`, `dispatch`)."""
 
+import functools
 import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from celery import Celery
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import Table, Update, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared.answering.engine import Answer
@@ -95,26 +96,43 @@ def claim_question(
     """Take the question for one more attempt, under a lease held by `owner`; None when there is
     nothing to do (unknown, already answered, or running under another worker's live lease)."""
     now = utcnow()
-    claimable = or_(
-        Question.status == QuestionStatus.QUEUED,
-        (Question.status == QuestionStatus.RUNNING)
-        & (Question.lease_expires_at.is_(None) | (Question.lease_expires_at < now)),
-    )
     claimed = session.execute(
-        update(Question)
-        .where(Question.id == question_id, claimable)
-        .values(
-            status=QuestionStatus.RUNNING,
-            attempts=Question.attempts + 1,
-            started_at=now,
-            lease_owner=owner,
-            lease_expires_at=now + timedelta(seconds=lease_seconds),
-        )
-        .execution_options(synchronize_session=False)
+        _claiming(),
+        {
+            "question_id": question_id,
+            "now": now,
+            "owner": owner,
+            "lease_expires_at": now + timedelta(seconds=lease_seconds),
+        },
     )
     if not claimed.rowcount:  # type: ignore[attr-defined]
         return None
     return session.get(Question, question_id, populate_existing=True)
+
+
+@functools.cache
+def _claiming() -> Update:
+    """The claim of a question (queued, or running under an expired lease), built once."""
+    table = cast(Table, Question.__table__)
+    now = bindparam("now", type_=table.c.started_at.type)
+    claimable = or_(
+        table.c.status == QuestionStatus.QUEUED,
+        (table.c.status == QuestionStatus.RUNNING)
+        & (table.c.lease_expires_at.is_(None) | (table.c.lease_expires_at < now)),
+    )
+    return (
+        update(table)
+        .where(table.c.id == bindparam("question_id"), claimable)
+        .values(
+            {
+                table.c.status: QuestionStatus.RUNNING,
+                table.c.attempts: table.c.attempts + 1,
+                table.c.started_at: now,
+                table.c.lease_owner: bindparam("owner"),
+                table.c.lease_expires_at: bindparam("lease_expires_at"),
+            }
+        )
+    )
 
 
 def renew_leases(
@@ -153,13 +171,23 @@ def release_question(*, session: Session, question_id: str) -> None:
 
 def _finish(*, session: Session, question_id: str, values: dict[str, Any]) -> bool:
     # Only a row that is not yet terminal may be finished: a duplicate delivery changes nothing.
-    result = session.execute(
-        update(Question)
-        .where(Question.id == question_id, Question.status.not_in(TERMINAL_STATUSES))
-        .values(**values)
-        .execution_options(synchronize_session=False)
-    )
+    result = session.execute(_finishing(frozenset(values)), {"question_id": question_id, **values})
     return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+@functools.cache
+def _finishing(columns: frozenset[str]) -> Update:
+    """The statement that finishes a question with these columns, built once: building an
+    UPDATE of twenty-odd values costs more than running it."""
+    table = cast(Table, Question.__table__)
+    return (
+        update(table)
+        .where(
+            table.c.id == bindparam("question_id"),
+            table.c.status.not_in(TERMINAL_STATUSES),
+        )
+        .values({table.c[name]: bindparam(name) for name in sorted(columns)})
+    )
 
 
 def complete_question(
