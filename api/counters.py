@@ -6,7 +6,8 @@ from prometheus_client import CollectorRegistry, Counter
 
 
 class ApiCounters:
-    """Events that pass through the API (handoffs and answers are counted by workers)."""
+    """Events that pass through the API (handoffs, and answers from a worker, are counted by
+    the workers)."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.agent_replies = Counter(
@@ -34,11 +35,10 @@ class ApiCounters:
             "support_knowledge_changes_total", "Changes to the knowledge files, by action.",
             ["action"], registry=registry,
         )  # fmt: skip
-        # The same name as the workers' lookups: summed over processes, every hit counts once.
-        self.cache_lookups = Counter(
-            "support_answer_cache_lookups_total",
-            "Answer-cache lookups, by kind (same_words_on_arrival: a first message answered by "
-            "the API at once; repeated, equivalent: in a worker) and result (hit, miss).",
-            ["kind", "result"],
+        self.answered_on_arrival = Counter(
+            "support_answered_on_arrival_total",
+            "First messages the API answered from the answer cache as they arrived (same words; "
+            "no task queued). The workers count their own hits in "
+            "support_answer_cache_lookups_total.",
             registry=registry,
         )

@@ -42,7 +42,7 @@ from shared.conversations.service import (
 )
 from shared.core.db import read_scope, session_scope
 from shared.core.errors import STATUS_BY_CODE, ConversationNotFound, Forbidden, Unauthorized
-from shared.core.events import ConversationEvents, EventType, forget_conversation, turn_event
+from shared.core.events import ConversationEvents, forget_conversation
 from shared.core.logs import request_id_var
 from shared.core.queue import waiting_tasks
 from shared.core.schemas import ErrorResponse
@@ -140,13 +140,11 @@ def submit(
         same_words=same_words,
     )
     if submitted.new_message is not None:
-        events = [(EventType.MESSAGE, submitted.new_message)]
-        if submitted.answered is not None and submitted.reply is not None:
-            events.append((EventType.MESSAGE, submitted.reply))
-            events.append(turn_event(submitted.answered.id, submitted.answered.status.value))
-        ConversationEvents(services.sync_redis, submitted.conversation_id).append_all(events)
+        ConversationEvents(services.sync_redis, submitted.conversation_id).received(
+            submitted.new_message, reply=submitted.reply, question_id=submitted.question_id
+        )
     if submitted.answered is not None:
-        services.counters.cache_lookups.labels("same_words_on_arrival", "hit").inc()
+        services.counters.answered_on_arrival.inc()
     return submitted
 
 

@@ -225,8 +225,9 @@ def find_repeated(
 
 class CachedQuestions:
     """The normalised questions the cache holds, as one API process knows them, so that a message
-    in other words costs no lookup at all. Rows added since are read at most `refresh_seconds`
-    later; removed ones linger until the next full reload (a lookup then finds nothing)."""
+    in other words costs no lookup of its own: only the newest rows are read, at most once per
+    `refresh_seconds` (rows added since are known that much later). Removed rows linger until
+    the next full reload (a lookup then finds nothing)."""
 
     def __init__(self, sessions: sessionmaker[Session], *, refresh_seconds: float = 0.02) -> None:
         self.sessions = sessions
@@ -249,15 +250,19 @@ class CachedQuestions:
             return
         try:
             now = time.monotonic()
-            if now - self._loaded_at >= FULL_RELOAD_SECONDS:
-                self._questions, self._seen, self._loaded_at = set(), 0, now
+            full = now - self._loaded_at >= FULL_RELOAD_SECONDS  # also forgets removed rows
+            seen = 0 if full else self._seen
             query = select(CachedAnswerRow.id, CachedAnswerRow.question).where(
-                CachedAnswerRow.id > self._seen - REREAD_IDS
+                CachedAnswerRow.id > seen - REREAD_IDS
             )
             with read_scope(self.sessions) as session:
-                for row in session.execute(query):
-                    self._questions.add(row.question)
-                    self._seen = max(self._seen, row.id)
+                rows = session.execute(query).all()
+            questions = {row.question for row in rows}
+            if full:  # swapped in whole: other threads never see a half-read set
+                self._questions, self._loaded_at = questions, now
+            else:
+                self._questions |= questions
+            self._seen = max([seen, *(row.id for row in rows)])
             self._refreshed_at = now
         finally:
             self._lock.release()

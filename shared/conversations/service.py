@@ -15,6 +15,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from shared.answer_cache.models import CachedAnswerRow
 from shared.answer_cache.service import SameWords, forget_answer
 from shared.answering.engine import Answer, repeat
 from shared.answering.reuse import CachedAnswer
@@ -188,7 +189,8 @@ def submit_message(
     its own unit of work. `waiting` says how many questions waited for a worker (the broker's
     backlog, read before the transaction: no round trip to Redis while holding the database's
     write lock); at `max_queue_depth` a message for the assistant is refused."""
-    # Looked up before the unit of work, which on SQLite holds the write lock: reads take none.
+    # Looked up before the unit of work, which on SQLite holds the write lock (reads take none),
+    # and confirmed inside it.
     cached = _first_message_answer(sessions, same_words, conversation_id, text, context_method)
     try:
         with session_scope(sessions) as session:
@@ -196,6 +198,8 @@ def submit_message(
                 return Submitted(
                     found.conversation_id or "", found.message_id or "", found.id, queued=True
                 )
+            if cached is not None and not _still_cached(session, cached.id):
+                cached = None  # removed since it was read (an edit, a rating down, a purge)
             token = None
             if conversation_id is None:
                 conversation, token = create_conversation(session=session, customer_id=customer_id)
@@ -203,6 +207,8 @@ def submit_message(
                 conversation = get_conversation(
                     session=session, conversation_id=conversation_id, for_update=True
                 )
+                if cached is not None and _has_messages(session, conversation.id):
+                    cached = None  # another message came first: this one follows it
             message = add_message(
                 session=session, conversation=conversation, role=MessageRole.CUSTOMER, text=text
             )
@@ -213,18 +219,22 @@ def submit_message(
                 )
             if conversation.status is ConversationStatus.RESOLVED:  # a new matter
                 conversation.status = ConversationStatus.OPEN
-            if cached is not None:
-                answer = repeat(cached, model="", timings={"retrieval_ms": None})
-                question = create_question(
-                    session=session,
-                    text=text,
-                    context_method=context_method,
-                    idempotency_key=idempotency_key,
-                    conversation_id=conversation.id,
-                    message_id=message.id,
-                    answer=answer,
+            answer = repeat(cached, model="", timings={"retrieval_ms": None}) if cached else None
+            if answer is None and max_queue_depth and waiting >= max_queue_depth:
+                raise QueueFull(
+                    f"{waiting} questions are waiting; please retry later", retry_after=retry_after
                 )
-                message.question_id = question.id
+            question = create_question(
+                session=session,
+                text=text,
+                context_method=context_method,
+                idempotency_key=idempotency_key,
+                conversation_id=conversation.id,
+                message_id=message.id,
+                answer=answer,
+            )
+            message.question_id = question.id
+            if answer is not None:
                 reply = _assistant_message(session, conversation, question.id, answer)
                 return Submitted(
                     conversation.id,
@@ -236,19 +246,6 @@ def submit_message(
                     answered=question,
                     reply=message_payload(reply),
                 )
-            if max_queue_depth and waiting >= max_queue_depth:
-                raise QueueFull(
-                    f"{waiting} questions are waiting; please retry later", retry_after=retry_after
-                )
-            question = create_question(
-                session=session,
-                text=text,
-                context_method=context_method,
-                idempotency_key=idempotency_key,
-                conversation_id=conversation.id,
-                message_id=message.id,
-            )
-            message.question_id = question.id
             ids = (conversation.id, message.id, question.id)
     except IntegrityError:  # the same key, at the same moment, from another request
         with session_scope(sessions) as session:
@@ -269,15 +266,31 @@ def _first_message_answer(
     text: str,
     context_method: str,
 ) -> CachedAnswer | None:
-    """The cached answer to the same words, when this is its conversation's first message."""
-    if same_words is None or not same_words.may_hold(text):
+    """The cached answer to the same words, when this is its conversation's first message. The
+    cache only saves work: when it cannot be read, the message is queued as any other."""
+    if same_words is None:
         return None
-    with read_scope(sessions) as session:
-        if conversation_id is not None:
-            earlier = select(Message.id).where(Message.conversation_id == conversation_id)
-            if session.scalar(earlier.limit(1)) is not None:
+    try:
+        if not same_words.may_hold(text):
+            return None
+        with read_scope(sessions) as session:
+            if conversation_id is not None and _has_messages(session, conversation_id):
                 return None
-        return same_words.find(session, text, context_method)
+            return same_words.find(session, text, context_method)
+    except Exception:
+        logger.warning("answer cache lookup failed; the message is queued", exc_info=True)
+        return None
+
+
+def _still_cached(session: Session, cache_id: int) -> bool:
+    return (
+        session.scalar(select(CachedAnswerRow.id).where(CachedAnswerRow.id == cache_id)) is not None
+    )
+
+
+def _has_messages(session: Session, conversation_id: str) -> bool:
+    earlier = select(Message.id).where(Message.conversation_id == conversation_id).limit(1)
+    return session.scalar(earlier) is not None
 
 
 def reply_to(

@@ -104,7 +104,17 @@ class ConversationEvents:
         self.append(EventType.MESSAGE, message)
 
     def turn(self, question_id: str, status: str) -> None:
-        self.append(*turn_event(question_id, status))
+        self.append(*_turn(question_id, status))
+
+    def received(
+        self, message: dict[str, Any], *, reply: dict[str, Any] | None, question_id: str | None
+    ) -> None:
+        """A customer's message and, when it was answered as it arrived (from the answer cache),
+        the reply and the completed turn: in this order, in one round trip."""
+        events = [(EventType.MESSAGE, message)]
+        if reply is not None and question_id is not None:
+            events += [(EventType.MESSAGE, reply), _turn(question_id, "completed")]
+        self.append_all(events)
 
     def token(self, question_id: str, text: str) -> None:
         self.append(EventType.TOKEN, {"question_id": question_id, "text": text})
@@ -116,7 +126,7 @@ class ConversationEvents:
         self.append(EventType.STATUS, {"status": status, **({"reason": reason} if reason else {})})
 
 
-def turn_event(question_id: str, status: str) -> tuple[EventType, dict[str, Any]]:
+def _turn(question_id: str, status: str) -> tuple[EventType, dict[str, Any]]:
     """A question of the conversation changed status (`completed`: its reply is in the stream)."""
     return EventType.TURN, {"question_id": question_id, "status": status}
 

@@ -178,7 +178,8 @@ def _finish(*, session: Session, question_id: str, values: dict[str, Any]) -> bo
 @functools.cache
 def _finishing(columns: frozenset[str]) -> Update:
     """The statement that finishes a question with these columns, built once: building an
-    UPDATE of twenty-odd values costs more than running it."""
+    UPDATE of twenty-odd values costs more than running it. A Core statement: the session does
+    not flush before it, so a caller must not hold unflushed changes to the question."""
     table = cast(Table, Question.__table__)
     return (
         update(table)

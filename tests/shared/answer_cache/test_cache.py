@@ -20,7 +20,7 @@ from shared.answer_cache.service import (
 )
 from shared.answering.engine import Answer, AnswerAction, answer_question
 from shared.core.config import ProviderName, Settings
-from shared.core.db import create_db_engine, create_session_factory, session_scope
+from shared.core.db import create_db_engine, create_session_factory, read_scope, session_scope
 from shared.knowledge import Entry, KnowledgeBase
 from shared.llm import ProviderChoice, create_http_client, create_provider
 from shared.llm.base import Turn
@@ -183,7 +183,7 @@ def test_a_raised_handoff_threshold_is_never_bypassed(
     again, _ = asker.ask("How long does standard shipping take?", settings=stricter)
     assert again.action is AnswerAction.HANDOFF and again.provider != "cache"
     # Nor by the API's lookup of a first message as it arrives.
-    with session_scope(sessions) as session:
+    with read_scope(sessions) as session:
         for threshold, found in ((SETTINGS.handoff_threshold, True), (1.0, False)):
             same_words = SameWords(
                 CachedQuestions(sessions), lambda: knowledge, min_confidence=threshold
@@ -193,13 +193,13 @@ def test_a_raised_handoff_threshold_is_never_bypassed(
             assert cached is None or cached.text == first.text
 
 
-def test_the_same_words_are_found_only_for_the_knowledge_they_were_answered_from(
+def test_the_same_words_are_found_only_for_the_knowledge_version_they_were_answered_from(
     sessions: sessionmaker[Session], knowledge: KnowledgeBase
 ) -> None:
     asker = Asker(sessions, knowledge)
     first, _ = asker.ask("How long does standard shipping take?")
     same_words = SameWords(CachedQuestions(sessions), lambda: knowledge, min_confidence=0.0)
-    with session_scope(sessions) as session:
+    with read_scope(sessions) as session:
         found = same_words.find(session, "how long does standard shipping take?", "hybrid")
         assert found is not None and found.sources == first.sources
         assert same_words.find(session, "how long does standard shipping take?", "keyword") is None
@@ -213,7 +213,7 @@ def test_the_same_words_are_found_only_for_the_knowledge_they_were_answered_from
             for e in knowledge.entries
         ]
     )
-    with session_scope(sessions) as session:
+    with read_scope(sessions) as session:  # an edit makes another version: never found
         stale = SameWords(CachedQuestions(sessions), lambda: edited, min_confidence=0.0)
         assert stale.find(session, "how long does standard shipping take?", "hybrid") is None
 
