@@ -9,8 +9,9 @@ and over the original ten-entry base (../shared/eval/original-kb) with their exp
 yes/no traps, out-of-scope questions, and prompt injections (tests/data). Answers come from the
 real engine (`shared.answering.engine.answer_question`) with each provider; the grader
 (bench/grader.py) is separate code with its own labels and never calls the engine's checks.
-`openai` starts `python -m llama_cpp.server` on a GGUF (default: Gemma 3 270M) and answers
-through it, as a deployment with Ollama's or vLLM's OpenAI-compatible endpoint would.
+`openai` starts `python -m shared.llm.llama_server` (llama_cpp.server) on a GGUF (default: Gemma
+3 270M) and answers through it, as a deployment with Ollama's or vLLM's OpenAI-compatible
+endpoint would.
 """
 
 import argparse
@@ -69,12 +70,12 @@ def question_sets(split: str) -> dict[str, list[dict[str, Any]]]:
 
 @contextmanager
 def llama_server(gguf: Path) -> Iterator[str]:
-    """`python -m llama_cpp.server` on loopback, stopped at the end."""
+    """llama-cpp-python's server on loopback (`shared.llm.llama_server`), stopped at the end."""
     port = free_port()
     command = [
         sys.executable,
         "-m",
-        "llama_cpp.server",
+        "shared.llm.llama_server",
         "--model",
         str(gguf),
         "--model_alias",

@@ -59,7 +59,7 @@ _params_lock = threading.Lock()
 
 
 @contextmanager
-def _without_extra_buffer_types() -> Iterator[None]:
+def without_extra_buffer_types() -> Iterator[None]:
     """Load models without llama.cpp's extra buffer types (CPU weight repacking).
 
     On CPUs with AMX (current Xeons), llama-cpp-python 0.3.36 built from source segfaults in the
@@ -111,7 +111,7 @@ class EmbeddedProvider:
             raise LLMUnavailable("llama-cpp-python is not installed (the `local` extra)") from exc
         path = model_path or default_model_path()
         started = time.perf_counter()
-        with _without_extra_buffer_types():
+        with without_extra_buffer_types():
             self._llm: Any = Llama(
                 model_path=str(path),
                 n_ctx=n_ctx,

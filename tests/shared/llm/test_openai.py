@@ -1,5 +1,6 @@
-"""The OpenAI-compatible provider: a real `python -m llama_cpp.server` on loopback, and the
-error paths through httpx.MockTransport."""
+"""The OpenAI-compatible provider: a real llama-cpp-python server on loopback (`python -m
+shared.llm.llama_server`, as a deployment without Ollama would run one), and the error paths
+through httpx.MockTransport."""
 
 import subprocess
 import sys
@@ -33,7 +34,7 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = free_port()
     log = (tmp_path_factory.mktemp("llama") / "server.log").open("wb")
     server = spawn(
-        [sys.executable, "-m", "llama_cpp.server", "--model", str(default_model_path()),
+        [sys.executable, "-m", "shared.llm.llama_server", "--model", str(default_model_path()),
          "--model_alias", "gemma-3-270m", "--host", "127.0.0.1", "--port", str(port),
          "--n_ctx", "2048", "--n_threads", "2", "--chat_format", "gemma"],
         stdout=log, stderr=subprocess.STDOUT,
