@@ -16,7 +16,7 @@ from api.counters import ApiCounters
 from api.security import Principal, RateLimiter, Role, StreamSlots, decode_identity
 from api.waiter import AnswerWaiter
 from api.web.sessions import ConsoleSessions
-from shared.answer_cache.service import CachedQuestions
+from shared.answer_cache.service import SameWords
 from shared.core.config import Settings
 from shared.core.errors import Forbidden
 from shared.knowledge import KnowledgeStore
@@ -36,7 +36,7 @@ class Services:
     producer: Celery
     http: httpx.Client
     knowledge: KnowledgeStore
-    cached_questions: CachedQuestions | None  # None when ANSWER_CACHE is off
+    same_words: SameWords | None  # first messages answered on arrival; None: ANSWER_CACHE off
     waiter: AnswerWaiter
     limiter: RateLimiter
     streams: StreamSlots

@@ -21,7 +21,7 @@ from api.waiter import AnswerWaiter
 from api.web import routes as web
 from api.web.sessions import ConsoleSessions, console_key_ids
 from shared import __version__
-from shared.answer_cache.service import CachedQuestions
+from shared.answer_cache.service import CachedQuestions, SameWords
 from shared.core.config import Settings, get_settings
 from shared.core.db import create_db_engine, create_session_factory
 from shared.core.logs import configure_logging
@@ -60,7 +60,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         producer=create_producer(settings),
         http=http,
         knowledge=knowledge,
-        cached_questions=CachedQuestions(sessions) if settings.answer_cache else None,
+        same_words=(
+            SameWords(CachedQuestions(sessions), knowledge.current, settings.handoff_threshold)
+            if settings.answer_cache
+            else None
+        ),
         waiter=waiter,
         limiter=RateLimiter(redis),
         counters=app.state.api_counters,

@@ -13,7 +13,6 @@ from api.deps import CustomerDep, PrincipalDep, Services, ServicesDep
 from api.security import Principal
 from api.streaming import conversation_events
 from api.waiting import IdempotencyKeyHeader, PreferHeader, WaitQuery, requested_wait
-from shared.answer_cache.service import SameWords
 from shared.conversations.models import Conversation
 from shared.conversations.schemas import (
     ConversationCreated,
@@ -116,15 +115,6 @@ def submit(
     """Store and queue a customer's message (or answer it from the cache at once), then put it
     on its conversation's event stream. Blocking: call it in the thread pool, once per request."""
     settings = services.settings
-    same_words = (
-        SameWords(
-            questions=services.cached_questions,
-            knowledge=services.knowledge.current,
-            min_confidence=settings.handoff_threshold,
-        )
-        if services.cached_questions is not None
-        else None
-    )
     submitted = submit_message(
         sessions=services.sessions,
         producer=services.producer,
@@ -137,7 +127,7 @@ def submit(
         waiting=_waiting_tasks(services) if settings.max_queue_depth else 0,
         retry_after=settings.retry_after_seconds * 5,
         request_id=request_id_var.get(),
-        same_words=same_words,
+        same_words=services.same_words,
     )
     if submitted.new_message is not None:
         ConversationEvents(services.sync_redis, submitted.conversation_id).received(

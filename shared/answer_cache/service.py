@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 from sqlalchemy import delete, func, select
-from sqlalchemy.orm import Session, joinedload, sessionmaker
+from sqlalchemy.orm import Session, lazyload, sessionmaker
 
 from shared.answer_cache.models import CachedAnswerEntry, CachedAnswerRow
 from shared.answering.engine import Answer, AnswerOrigin
@@ -199,28 +199,25 @@ class CacheLookup:
         return self.cache.equivalent(key, self.knowledge)
 
 
-# Rows to the same words from the same knowledge version are few (one per answer kept).
-REPEATED_CANDIDATES = 8
-
-
 def find_repeated(
     *, session: Session, question: str, context_method: str, knowledge: KnowledgeBase
 ) -> CachedAnswer | None:
     """The newest cached answer to `question` (normalised) retrieved with `context_method` from
-    this knowledge version, every entry it cites unchanged: retrieval and selection would give
-    exactly what they gave then, so nothing needs computing."""
-    rows = session.scalars(
+    this knowledge version: retrieval and selection would give exactly what they gave then, so
+    nothing needs computing. The version is a hash of every entry's content, so the entries the
+    answer cites are unchanged too (no digest to compare)."""
+    row = session.scalars(
         select(CachedAnswerRow)
-        .options(joinedload(CachedAnswerRow.entries))  # one query, where selectin makes two
+        .options(lazyload(CachedAnswerRow.entries))  # not needed: no second query
         .where(
             CachedAnswerRow.question == question,
             CachedAnswerRow.knowledge_version == knowledge.version,
             CachedAnswerRow.context_method == context_method,
         )
         .order_by(CachedAnswerRow.id.desc())
-        .limit(REPEATED_CANDIDATES)
-    ).unique()
-    return next((_cached(row) for row in rows if _current(row, knowledge)), None)
+        .limit(1)
+    ).first()
+    return _cached(row) if row is not None else None
 
 
 class CachedQuestions:
