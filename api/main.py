@@ -43,7 +43,6 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     redis = Redis.from_url(settings.redis_url, socket_connect_timeout=2)
     sync_redis = SyncRedis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
     http = create_http_client(settings)
-    waiter = AnswerWaiter(redis)
     # The API reports the knowledge base and forces reloads; the workers embed and search it.
     knowledge = KnowledgeStore(
         settings.knowledge_path,
@@ -51,6 +50,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         generation=lambda: knowledge_generation(sync_redis),
     )
     sessions = create_session_factory(engine)
+    same_words = (
+        SameWords(CachedQuestions(sessions), knowledge.current, settings.handoff_threshold)
+        if settings.answer_cache
+        else None
+    )
+    waiter = AnswerWaiter(redis, on_cached=same_words.questions.learn if same_words else None)
     services = Services(
         settings=settings,
         engine=engine,
@@ -60,11 +65,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         producer=create_producer(settings),
         http=http,
         knowledge=knowledge,
-        same_words=(
-            SameWords(CachedQuestions(sessions), knowledge.current, settings.handoff_threshold)
-            if settings.answer_cache
-            else None
-        ),
+        same_words=same_words,
         waiter=waiter,
         limiter=RateLimiter(redis),
         counters=app.state.api_counters,

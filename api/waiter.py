@@ -18,9 +18,18 @@ logger = logging.getLogger(__name__)
 class AnswerWaiter:
     """Listens on the events channel and wakes the requests waiting on a question."""
 
-    def __init__(self, redis: Redis, *, reconnect_delay: float = 1.0) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        *,
+        reconnect_delay: float = 1.0,
+        on_cached: Callable[[str], None] | None = None,
+    ) -> None:
+        """`on_cached` is told the words of each answer just cached, before its waiters wake: a
+        client asking the same again at once is answered on arrival."""
         self.redis = redis
         self.reconnect_delay = reconnect_delay
+        self.on_cached = on_cached
         self.subscribed = asyncio.Event()
         self._waiters: defaultdict[str, set[asyncio.Future[None]]] = defaultdict(set)
         self._task: asyncio.Task[None] | None = None
@@ -94,6 +103,8 @@ class AnswerWaiter:
                     except (ValueError, KeyError):
                         logger.warning("ignoring malformed question event %r", message["data"])
                         continue
+                    if event.cached is not None and self.on_cached is not None:
+                        self.on_cached(event.cached)
                     if event.status in TERMINAL_STATUSES:
                         self._wake(event.question_id)
             except (RedisError, OSError) as exc:

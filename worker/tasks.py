@@ -96,11 +96,14 @@ class Announcer:
         status: QuestionStatus,
         message: Message | None = None,
         handoff_reason: str | None = None,
+        cached: str | None = None,
     ) -> None:
-        """`handoff_reason`: the answer passed the conversation to the support team, and why.
-        Waiting requests are woken first: they read the row, not the stream."""
+        """`handoff_reason`: the answer passed the conversation to the support team, and why;
+        `cached`: the words the answer was just cached under. Waiting requests are woken first:
+        they read the row, not the stream."""
         try:
-            publish_question_event(self.redis, QuestionEvent(self.question_id, status.value))
+            event = QuestionEvent(self.question_id, status.value, cached=cached)
+            publish_question_event(self.redis, event)
         except Exception:  # waiters fall back to their timeout and re-read the row
             logger.warning(
                 "could not publish %s for question %s", status, self.question_id, exc_info=True
@@ -280,8 +283,9 @@ def answer_question_task(self: Task, question_id: str) -> str:
         recorded = record_answer(
             session=session, question_id=question_id, answer=answer, started_at=started_at
         )
+        cached = None
         if recorded.stored and resources.answer_cache is not None:
-            answer_cache.store(
+            cached = answer_cache.store(
                 session=session,
                 question_id=question_id,
                 answer=answer,
@@ -307,7 +311,12 @@ def answer_question_task(self: Task, question_id: str) -> str:
         return "duplicate"
     logger.info(STORED_MESSAGE)
     _observe(answer)
-    announcer.turn(QuestionStatus.COMPLETED, recorded.message, handoff.reason if handoff else None)
+    announcer.turn(
+        QuestionStatus.COMPLETED,
+        recorded.message,
+        handoff.reason if handoff else None,
+        cached=cached,
+    )
     _after_handoff(resources, handoff)
     if heartbeat is not None:
         heartbeat.answered()

@@ -223,8 +223,9 @@ def find_repeated(
 class CachedQuestions:
     """The normalised questions the cache holds, as one API process knows them, so that a message
     in other words costs no lookup of its own: only the newest rows are read, at most once per
-    `refresh_seconds` (rows added since are known that much later). Removed rows linger until
-    the next full reload (a lookup then finds nothing)."""
+    `refresh_seconds` (rows added since are known that much later, unless the worker that stored
+    them announced their words: `learn`). Removed rows linger until the next full reload (a
+    lookup then finds nothing)."""
 
     def __init__(self, sessions: sessionmaker[Session], *, refresh_seconds: float = 0.02) -> None:
         self.sessions = sessions
@@ -241,6 +242,11 @@ class CachedQuestions:
             return False
         self._refresh()
         return question in self._questions
+
+    def learn(self, question: str) -> None:
+        """A row was just stored under these normalised words (a worker's event says so): known
+        now, without a read. Only a hint, as the set is: a lookup confirms it."""
+        self._questions.add(question)
 
     def _refresh(self) -> None:
         if not self._lock.acquire(blocking=False):  # another thread is at it: use what is known
@@ -279,12 +285,16 @@ class SameWords:
         """Whether the cache may hold these words (no database read, no Redis)."""
         return normalise(text) in self.questions
 
-    def find(self, session: Session, text: str, context_method: str) -> CachedAnswer | None:
+    def find(
+        self, session: Session, text: str, context_method: str, knowledge: KnowledgeBase
+    ) -> CachedAnswer | None:
+        """The answer to the same words from `knowledge` (`self.knowledge()`, read by the caller
+        before its unit of work), if it is one that would not be handed off now."""
         cached = find_repeated(
             session=session,
             question=normalise(text),
             context_method=context_method,
-            knowledge=self.knowledge(),
+            knowledge=knowledge,
         )
         return cached if cached is not None and cached.confidence >= self.min_confidence else None
 
@@ -310,10 +320,10 @@ def _current(row: CachedAnswerRow, knowledge: KnowledgeBase) -> bool:
     return bool(row.entries)
 
 
-def store(*, session: Session, question_id: str, answer: Answer, max_entries: int) -> int | None:
+def store(*, session: Session, question_id: str, answer: Answer, max_entries: int) -> str | None:
     """Keep `answer` for equivalent questions, in the caller's transaction; the oldest rows go
     beyond `max_entries`. Only a reusable answer (a first turn's, not a handoff, not itself
-    from the cache) is kept."""
+    from the cache) is kept. Returns the normalised words it is kept under (None: not kept)."""
     key = answer.cache_key
     if key is None or answer.cached_from is not None:
         return None
@@ -341,7 +351,7 @@ def store(*, session: Session, question_id: str, answer: Answer, max_entries: in
     session.flush()
     if row.id > max_entries:
         _delete(session, CachedAnswerRow.id <= row.id - max_entries)
-    return row.id
+    return row.question
 
 
 def forget_entries(*, session: Session, entry_ids: list[str]) -> int:

@@ -15,10 +15,8 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from shared.answer_cache.models import CachedAnswerRow
 from shared.answer_cache.service import SameWords, forget_answer
 from shared.answering.engine import Answer, repeat
-from shared.answering.reuse import CachedAnswer
 from shared.conversations.models import (
     Conversation,
     ConversationStatus,
@@ -27,8 +25,9 @@ from shared.conversations.models import (
     MessageRole,
     Rating,
 )
-from shared.core.db import read_scope, session_scope, utcnow
+from shared.core.db import session_scope, utcnow
 from shared.core.errors import ConversationNotFound, IdempotencyConflict, InvalidState, QueueFull
+from shared.knowledge import KnowledgeBase
 from shared.llm import Turn
 from shared.questions.models import Question
 from shared.questions.service import (
@@ -189,17 +188,16 @@ def submit_message(
     its own unit of work. `waiting` says how many questions waited for a worker (the broker's
     backlog, read before the transaction: no round trip to Redis while holding the database's
     write lock); at `max_queue_depth` a message for the assistant is refused."""
-    # Looked up before the unit of work, which on SQLite holds the write lock (reads take none),
-    # and confirmed inside it.
-    cached = _first_message_answer(sessions, same_words, conversation_id, text, context_method)
+    # Whether to look, and in which base (the process's set of cached words and the knowledge
+    # version: no database read, no Redis round trip under SQLite's write lock); the answer is
+    # read in the unit of work that stores the message, so it cannot be removed in between.
+    base = _lookup_base(same_words, text)
     try:
         with session_scope(sessions) as session:
             if idempotency_key and (found := _same_key(session, idempotency_key, text)):
                 return Submitted(
                     found.conversation_id or "", found.message_id or "", found.id, queued=True
                 )
-            if cached is not None and not _still_cached(session, cached.id):
-                cached = None  # removed since it was read (an edit, a rating down, a purge)
             token = None
             if conversation_id is None:
                 conversation, token = create_conversation(session=session, customer_id=customer_id)
@@ -207,8 +205,13 @@ def submit_message(
                 conversation = get_conversation(
                     session=session, conversation_id=conversation_id, for_update=True
                 )
-                if cached is not None and _has_messages(session, conversation.id):
-                    cached = None  # another message came first: this one follows it
+                if base is not None and _has_messages(session, conversation.id):
+                    base = None  # a first message only
+            cached = (
+                same_words.find(session, text, context_method, base)
+                if same_words is not None and base is not None
+                else None
+            )
             message = add_message(
                 session=session, conversation=conversation, role=MessageRole.CUSTOMER, text=text
             )
@@ -259,33 +262,16 @@ def submit_message(
     return Submitted(*ids, queued=queued, token=token, new_message=payload)
 
 
-def _first_message_answer(
-    sessions: sessionmaker[Session],
-    same_words: SameWords | None,
-    conversation_id: str | None,
-    text: str,
-    context_method: str,
-) -> CachedAnswer | None:
-    """The cached answer to the same words, when this is its conversation's first message. The
-    cache only saves work: when it cannot be read, the message is queued as any other."""
+def _lookup_base(same_words: SameWords | None, text: str) -> KnowledgeBase | None:
+    """The knowledge base to look these words up in, when the answer cache may hold them. The
+    cache only saves work: when the words or the base cannot be read, the message is queued."""
     if same_words is None:
         return None
     try:
-        if not same_words.may_hold(text):
-            return None
-        with read_scope(sessions) as session:
-            if conversation_id is not None and _has_messages(session, conversation_id):
-                return None
-            return same_words.find(session, text, context_method)
+        return same_words.knowledge() if same_words.may_hold(text) else None
     except Exception:
         logger.warning("answer cache lookup failed; the message is queued", exc_info=True)
         return None
-
-
-def _still_cached(session: Session, cache_id: int) -> bool:
-    return (
-        session.scalar(select(CachedAnswerRow.id).where(CachedAnswerRow.id == cache_id)) is not None
-    )
 
 
 def _has_messages(session: Session, conversation_id: str) -> bool:

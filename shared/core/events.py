@@ -45,14 +45,25 @@ class EventType(StrEnum):
 class QuestionEvent:
     question_id: str
     status: str
+    # The normalised words its answer was just cached under: every API process knows at once
+    # that a first message in these words is answered on arrival (`CachedQuestions.learn`).
+    cached: str | None = None
 
     def encode(self) -> str:
-        return json.dumps({"question_id": self.question_id, "status": self.status})
+        data = {"question_id": self.question_id, "status": self.status}
+        if self.cached is not None:
+            data["cached"] = self.cached
+        return json.dumps(data)
 
     @classmethod
     def decode(cls, raw: str | bytes) -> "QuestionEvent":
         data = json.loads(raw)
-        return cls(question_id=str(data["question_id"]), status=str(data["status"]))
+        cached = data.get("cached")
+        return cls(
+            question_id=str(data["question_id"]),
+            status=str(data["status"]),
+            cached=cached if isinstance(cached, str) else None,
+        )
 
 
 def publish_question_event(client: redis.Redis, event: QuestionEvent) -> None:

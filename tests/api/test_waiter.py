@@ -90,3 +90,34 @@ def test_terminal_row_returns_at_once(status: QuestionStatus) -> None:
         await events.stop()
 
     asyncio.run(scenario())
+
+
+def test_a_completion_announces_the_words_its_answer_was_cached_under() -> None:
+    async def scenario() -> None:
+        server = fakeredis.FakeServer()
+        learned: list[str] = []
+        events = AnswerWaiter(fakeredis.aioredis.FakeRedis(server=server), on_cached=learned.append)
+        await events.start()
+        publisher = fakeredis.FakeRedis(server=server)
+        table = FakeTable()
+
+        async def finish_soon() -> None:
+            await asyncio.sleep(0.1)
+            publish_question_event(publisher, QuestionEvent("q0", "completed"))  # not cached
+            table.status = QuestionStatus.COMPLETED
+            cached = QuestionEvent("q1", "completed", cached="do you ship abroad")
+            publish_question_event(publisher, cached)
+
+        task = asyncio.create_task(finish_soon())
+        await events.wait_for("q1", timeout=10, load=table.load)  # type: ignore[arg-type]
+        await task
+        assert learned == ["do you ship abroad"]  # known before the waiter woke
+        await events.stop()
+
+    asyncio.run(scenario())
+
+
+def test_a_question_event_round_trips_with_and_without_cached_words() -> None:
+    for event in (QuestionEvent("q1", "completed"), QuestionEvent("q1", "completed", cached="hi")):
+        assert QuestionEvent.decode(event.encode()) == event
+    assert "cached" not in QuestionEvent("q1", "running").encode()  # as before for old readers

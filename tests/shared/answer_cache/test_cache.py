@@ -188,7 +188,9 @@ def test_a_raised_handoff_threshold_is_never_bypassed(
             same_words = SameWords(
                 CachedQuestions(sessions), lambda: knowledge, min_confidence=threshold
             )
-            cached = same_words.find(session, "How long does STANDARD shipping take", "hybrid")
+            cached = same_words.find(
+                session, "How long does STANDARD shipping take", "hybrid", knowledge
+            )
             assert (cached is not None) is found
             assert cached is None or cached.text == first.text
 
@@ -200,10 +202,15 @@ def test_the_same_words_are_found_only_for_the_knowledge_version_they_were_answe
     first, _ = asker.ask("How long does standard shipping take?")
     same_words = SameWords(CachedQuestions(sessions), lambda: knowledge, min_confidence=0.0)
     with read_scope(sessions) as session:
-        found = same_words.find(session, "how long does standard shipping take?", "hybrid")
+        found = same_words.find(
+            session, "how long does standard shipping take?", "hybrid", knowledge
+        )
         assert found is not None and found.sources == first.sources
-        assert same_words.find(session, "how long does standard shipping take?", "keyword") is None
-        assert same_words.find(session, "how long does express shipping take?", "hybrid") is None
+        for text, method in (
+            ("how long does standard shipping take?", "keyword"),
+            ("how long does express shipping take?", "hybrid"),
+        ):
+            assert same_words.find(session, text, method, knowledge) is None
     cited = first.sources[0]["id"]
     edited = KnowledgeBase.from_entries(
         [
@@ -215,7 +222,9 @@ def test_the_same_words_are_found_only_for_the_knowledge_version_they_were_answe
     )
     with read_scope(sessions) as session:  # an edit makes another version: never found
         stale = SameWords(CachedQuestions(sessions), lambda: edited, min_confidence=0.0)
-        assert stale.find(session, "how long does standard shipping take?", "hybrid") is None
+        assert (
+            stale.find(session, "how long does standard shipping take?", "hybrid", edited) is None
+        )
 
 
 def test_an_api_process_looks_up_only_the_words_the_cache_holds(
@@ -232,3 +241,15 @@ def test_an_api_process_looks_up_only_the_words_the_cache_holds(
     same_words = SameWords(fresh, lambda: knowledge, min_confidence=0.0)
     assert same_words.may_hold("How long does STANDARD shipping take?!")
     assert not same_words.may_hold("How long does express shipping take?")
+
+
+def test_words_a_worker_announces_are_known_without_waiting_for_a_read(
+    sessions: sessionmaker[Session], knowledge: KnowledgeBase
+) -> None:
+    late = CachedQuestions(sessions, refresh_seconds=3600)
+    assert "how long does standard shipping take" not in late  # read once, now
+    asker = Asker(sessions, knowledge)
+    asker.ask("How long does standard shipping take?")
+    assert "how long does standard shipping take" not in late  # its next read is an hour away
+    late.learn("how long does standard shipping take")  # the worker's completion event
+    assert "how long does standard shipping take" in late
