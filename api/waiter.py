@@ -1,4 +1,5 @@
-"""Wake waiting requests when a worker finishes a question (Redis pub/sub, one connection)."""
+"""Wake waiting requests when a worker finishes a question, and note the words of each answer
+it caches (Redis pub/sub, one connection)."""
 
 import asyncio
 import contextlib
@@ -16,7 +17,8 @@ logger = logging.getLogger(__name__)
 
 
 class AnswerWaiter:
-    """Listens on the events channel and wakes the requests waiting on a question."""
+    """Listens on the events channel: wakes the requests waiting on a question, and passes on the
+    words of each answer just cached (`on_cached`)."""
 
     def __init__(
         self,
@@ -87,6 +89,14 @@ class AnswerWaiter:
             if not future.done():
                 future.set_result(None)
 
+    def _learn(self, words: str) -> None:
+        if self.on_cached is None:
+            return
+        try:
+            self.on_cached(words)
+        except Exception:  # only a hint: never stop waking the waiters for it
+            logger.warning("could not note the cached words %r", words, exc_info=True)
+
     async def _listen(self) -> None:
         while True:
             pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
@@ -103,8 +113,8 @@ class AnswerWaiter:
                     except (ValueError, KeyError):
                         logger.warning("ignoring malformed question event %r", message["data"])
                         continue
-                    if event.cached is not None and self.on_cached is not None:
-                        self.on_cached(event.cached)
+                    if event.cached is not None:
+                        self._learn(event.cached)
                     if event.status in TERMINAL_STATUSES:
                         self._wake(event.question_id)
             except (RedisError, OSError) as exc:

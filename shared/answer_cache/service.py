@@ -200,13 +200,19 @@ class CacheLookup:
 
 
 def find_repeated(
-    *, session: Session, question: str, context_method: str, knowledge: KnowledgeBase
+    *,
+    session: Session,
+    question: str,
+    context_method: str,
+    knowledge: KnowledgeBase,
+    for_share: bool = False,
 ) -> CachedAnswer | None:
     """The newest cached answer to `question` (normalised) retrieved with `context_method` from
     this knowledge version: retrieval and selection would give exactly what they gave then, so
     nothing needs computing. The version is a hash of every entry's content, so the entries the
-    answer cites are unchanged too (no digest to compare)."""
-    row = session.scalars(
+    answer cites are unchanged too (no digest to compare). `for_share`: the row cannot be
+    removed before the session's transaction ends (PostgreSQL; SQLite's writer holds its lock)."""
+    query = (
         select(CachedAnswerRow)
         .options(lazyload(CachedAnswerRow.entries))  # not needed: no second query
         .where(
@@ -216,7 +222,10 @@ def find_repeated(
         )
         .order_by(CachedAnswerRow.id.desc())
         .limit(1)
-    ).first()
+    )
+    if for_share:
+        query = query.with_for_update(read=True)
+    row = session.scalars(query).first()
     return _cached(row) if row is not None else None
 
 
@@ -245,7 +254,8 @@ class CachedQuestions:
 
     def learn(self, question: str) -> None:
         """A row was just stored under these normalised words (a worker's event says so): known
-        now, without a read. Only a hint, as the set is: a lookup confirms it."""
+        now, without a read (a full reload under way may drop them; its next read finds them).
+        Only a hint, as the whole set is: a lookup confirms it."""
         self._questions.add(question)
 
     def _refresh(self) -> None:
@@ -282,19 +292,26 @@ class SameWords:
     min_confidence: float
 
     def may_hold(self, text: str) -> bool:
-        """Whether the cache may hold these words (no database read, no Redis)."""
+        """Whether the cache may hold these words (the process's set; a read of new rows at most
+        every `refresh_seconds`, no Redis)."""
         return normalise(text) in self.questions
 
+    def base(self, text: str) -> KnowledgeBase | None:
+        """The knowledge base to look these words up in, when the cache may hold them; read
+        before the unit of work (it may ask Redis for the knowledge version)."""
+        return self.knowledge() if self.may_hold(text) else None
+
     def find(
-        self, session: Session, text: str, context_method: str, knowledge: KnowledgeBase
+        self, session: Session, text: str, context_method: str, *, base: KnowledgeBase
     ) -> CachedAnswer | None:
-        """The answer to the same words from `knowledge` (`self.knowledge()`, read by the caller
-        before its unit of work), if it is one that would not be handed off now."""
+        """The answer to the same words from `base`, if one that would not be handed off now;
+        its row is locked against removal until the caller's unit of work ends."""
         cached = find_repeated(
             session=session,
             question=normalise(text),
             context_method=context_method,
-            knowledge=knowledge,
+            knowledge=base,
+            for_share=True,
         )
         return cached if cached is not None and cached.confidence >= self.min_confidence else None
 

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from shared.answer_cache.service import SameWords, forget_answer
 from shared.answering.engine import Answer, repeat
+from shared.answering.reuse import CachedAnswer
 from shared.conversations.models import (
     Conversation,
     ConversationStatus,
@@ -188,9 +189,8 @@ def submit_message(
     its own unit of work. `waiting` says how many questions waited for a worker (the broker's
     backlog, read before the transaction: no round trip to Redis while holding the database's
     write lock); at `max_queue_depth` a message for the assistant is refused."""
-    # Whether to look, and in which base (the process's set of cached words and the knowledge
-    # version: no database read, no Redis round trip under SQLite's write lock); the answer is
-    # read in the unit of work that stores the message, so it cannot be removed in between.
+    # Whether to look, and in which base, is known before the unit of work (no Redis round trip
+    # under SQLite's write lock); the answer is read in it, locked until it commits.
     base = _lookup_base(same_words, text)
     try:
         with session_scope(sessions) as session:
@@ -198,20 +198,18 @@ def submit_message(
                 return Submitted(
                     found.conversation_id or "", found.message_id or "", found.id, queued=True
                 )
-            token = None
-            if conversation_id is None:
-                conversation, token = create_conversation(session=session, customer_id=customer_id)
-            else:
+            conversation = None
+            if conversation_id is not None:
                 conversation = get_conversation(
                     session=session, conversation_id=conversation_id, for_update=True
                 )
                 if base is not None and _has_messages(session, conversation.id):
                     base = None  # a first message only
-            cached = (
-                same_words.find(session, text, context_method, base)
-                if same_words is not None and base is not None
-                else None
-            )
+            # Read before anything is added: nothing pending to flush for it.
+            cached = _repeated(session, same_words, text, context_method, base)
+            token = None
+            if conversation is None:
+                conversation, token = create_conversation(session=session, customer_id=customer_id)
             message = add_message(
                 session=session, conversation=conversation, role=MessageRole.CUSTOMER, text=text
             )
@@ -263,12 +261,31 @@ def submit_message(
 
 
 def _lookup_base(same_words: SameWords | None, text: str) -> KnowledgeBase | None:
-    """The knowledge base to look these words up in, when the answer cache may hold them. The
-    cache only saves work: when the words or the base cannot be read, the message is queued."""
+    """Where to look these words up, if the answer cache may hold them. The cache only saves
+    work: when its words or the knowledge base cannot be read, the message is queued."""
     if same_words is None:
         return None
     try:
-        return same_words.knowledge() if same_words.may_hold(text) else None
+        return same_words.base(text)
+    except Exception:
+        logger.warning("answer cache lookup failed; the message is queued", exc_info=True)
+        return None
+
+
+def _repeated(
+    session: Session,
+    same_words: SameWords | None,
+    text: str,
+    context_method: str,
+    base: KnowledgeBase | None,
+) -> CachedAnswer | None:
+    """The cached answer to these words, read in a savepoint of the caller's unit of work: when
+    the read fails, the message is stored and queued as any other."""
+    if same_words is None or base is None:
+        return None
+    try:
+        with session.begin_nested():
+            return same_words.find(session, text, context_method, base=base)
     except Exception:
         logger.warning("answer cache lookup failed; the message is queued", exc_info=True)
         return None

@@ -3,7 +3,8 @@
 Two paths:
 
 - a pub/sub channel on which status changes of questions are announced, so that API requests
-  waiting for an answer wake up (`QuestionEvent`);
+  waiting for an answer wake up and each API process learns the words of an answer just cached
+  (`QuestionEvent`);
 - one Redis stream per conversation holding its events in order, so that a client that connects
   late first receives what it missed. Every event has a `type` and a JSON `data`:
 

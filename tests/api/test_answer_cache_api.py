@@ -4,16 +4,20 @@ removes its cached answers at once, a rating down removes the answer it rated, o
 purge, analytics and Prometheus count the hits."""
 
 import shutil
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
 
 import pytest
+import redis
 from fastapi.testclient import TestClient
 
 from api.main import create_app
+from shared.answering.reuse import normalise
 from shared.core.config import ProviderName, Settings
+from shared.core.events import QUESTION_EVENTS_CHANNEL, QuestionEvent
 from tests.conftest import PROJECT_ROOT, StartWorker, WorkerProcess
 
 pytestmark = pytest.mark.integration
@@ -161,3 +165,33 @@ def test_a_first_message_in_the_same_words_is_answered_on_arrival_without_a_work
     # An asynchronous ask is still accepted with 202, already answered.
     accepted = api.post("/ask", json={"question": QUESTION}, headers={"Prefer": "respond-async"})
     assert accepted.status_code == 202 and accepted.json()["status"] == "completed"
+
+
+def test_a_completed_answer_announces_the_words_it_was_cached_under(
+    api: TestClient, settings: Settings
+) -> None:
+    listener = redis.Redis.from_url(settings.redis_url)
+    pubsub = listener.pubsub(ignore_subscribe_messages=True)
+    pubsub.subscribe(QUESTION_EVENTS_CHANNEL)
+    try:
+        first = _ask(api, "Do you deliver to PO boxes?")
+        later = api.post(
+            f"/conversations/{first['conversation_id']}/messages",
+            json={"text": "And with express shipping?"},
+        )
+        assert later.status_code == 200, later.text
+        completed: list[QuestionEvent] = []
+        deadline = time.monotonic() + 10
+        while len(completed) < 2 and time.monotonic() < deadline:
+            message = pubsub.get_message(timeout=0.5)
+            if message is not None:
+                event = QuestionEvent.decode(message["data"])
+                completed += [event] if event.status == "completed" else []
+    finally:
+        pubsub.close()
+        listener.close()
+    # Each API process learns the first answer's words from this event (CachedQuestions.learn).
+    assert [event.cached for event in completed] == [
+        normalise("Do you deliver to PO boxes?"),
+        None,  # a follow-up's answer leaned on the turn before it: never cached
+    ]

@@ -111,7 +111,7 @@ def test_a_completion_announces_the_words_its_answer_was_cached_under() -> None:
         task = asyncio.create_task(finish_soon())
         await events.wait_for("q1", timeout=10, load=table.load)  # type: ignore[arg-type]
         await task
-        assert learned == ["do you ship abroad"]  # known before the waiter woke
+        assert learned == ["do you ship abroad"]  # only the words of an answer cached
         await events.stop()
 
     asyncio.run(scenario())

@@ -19,6 +19,7 @@ from shared.answer_cache.service import (
     store,
 )
 from shared.answering.engine import Answer, AnswerAction, answer_question
+from shared.answering.reuse import normalise
 from shared.core.config import ProviderName, Settings
 from shared.core.db import create_db_engine, create_session_factory, read_scope, session_scope
 from shared.knowledge import Entry, KnowledgeBase
@@ -50,6 +51,7 @@ class Asker:
         self.sessions = sessions
         self.knowledge = knowledge
         self.cache = AnswerCache(sessions, similarity=SETTINGS.answer_cache_similarity)
+        self.kept: list[str | None] = []  # the words each answer was kept under
 
     def ask(
         self, text: str, history: list[Turn] | None = None, settings: Settings = SETTINGS
@@ -63,7 +65,8 @@ class Asker:
             question = Question(question=text, status="completed")
             session.add(question)
             session.flush()
-            store(session=session, question_id=question.id, answer=answer, max_entries=100)
+            kept = store(session=session, question_id=question.id, answer=answer, max_entries=100)
+            self.kept.append(kept)
             return answer, question.id
 
     def rows(self) -> int:
@@ -82,6 +85,7 @@ def test_the_same_question_again_is_answered_from_the_cache(
     assert again.text == first.text and again.sources == first.sources
     assert again.knowledge_version == first.knowledge_version
     assert asker.rows() == 1  # an answer from the cache is not stored again
+    assert asker.kept == [normalise("How long does standard shipping take?"), None]
     # The same words over the same knowledge version: nothing is embedded or retrieved.
     assert again.timings == {"retrieval_ms": None}
 
@@ -189,7 +193,7 @@ def test_a_raised_handoff_threshold_is_never_bypassed(
                 CachedQuestions(sessions), lambda: knowledge, min_confidence=threshold
             )
             cached = same_words.find(
-                session, "How long does STANDARD shipping take", "hybrid", knowledge
+                session, "How long does STANDARD shipping take", "hybrid", base=knowledge
             )
             assert (cached is not None) is found
             assert cached is None or cached.text == first.text
@@ -203,14 +207,14 @@ def test_the_same_words_are_found_only_for_the_knowledge_version_they_were_answe
     same_words = SameWords(CachedQuestions(sessions), lambda: knowledge, min_confidence=0.0)
     with read_scope(sessions) as session:
         found = same_words.find(
-            session, "how long does standard shipping take?", "hybrid", knowledge
+            session, "how long does standard shipping take?", "hybrid", base=knowledge
         )
         assert found is not None and found.sources == first.sources
         for text, method in (
             ("how long does standard shipping take?", "keyword"),
             ("how long does express shipping take?", "hybrid"),
         ):
-            assert same_words.find(session, text, method, knowledge) is None
+            assert same_words.find(session, text, method, base=knowledge) is None
     cited = first.sources[0]["id"]
     edited = KnowledgeBase.from_entries(
         [
@@ -222,9 +226,8 @@ def test_the_same_words_are_found_only_for_the_knowledge_version_they_were_answe
     )
     with read_scope(sessions) as session:  # an edit makes another version: never found
         stale = SameWords(CachedQuestions(sessions), lambda: edited, min_confidence=0.0)
-        assert (
-            stale.find(session, "how long does standard shipping take?", "hybrid", edited) is None
-        )
+        question = "how long does standard shipping take?"
+        assert stale.find(session, question, "hybrid", base=edited) is None
 
 
 def test_an_api_process_looks_up_only_the_words_the_cache_holds(

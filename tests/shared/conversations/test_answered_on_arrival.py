@@ -7,10 +7,12 @@ from typing import Any
 import pytest
 import redis
 from celery import Celery
+from sqlalchemy import text as text_clause
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared.answer_cache.service import CachedQuestions, SameWords, purge, store
 from shared.answering.engine import answer_question
+from shared.answering.reuse import CachedAnswer
 from shared.conversations.service import Submitted, create_conversation, submit_message
 from shared.core.config import ProviderName, Settings
 from shared.core.db import read_scope, session_scope
@@ -101,6 +103,27 @@ def test_a_failing_lookup_queues_the_message(
     failing = SameWords(same_words.questions, broken, same_words.min_confidence)
     submitted = _submit(sessions, producer, failing, text=QUESTION)
     assert submitted.answered is None and submitted.queued
+
+
+class _BrokenRead(SameWords):
+    """Its read of the cache fails in the database."""
+
+    def find(
+        self, session: Session, text: str, context_method: str, *, base: KnowledgeBase
+    ) -> CachedAnswer | None:
+        session.execute(text_clause("SELECT no_such_column FROM answer_cache"))
+        return None
+
+
+def test_a_cache_read_failing_in_the_database_still_stores_and_queues_the_message(
+    sessions: sessionmaker[Session], producer: Celery, same_words: SameWords
+) -> None:
+    broken = _BrokenRead(same_words.questions, same_words.knowledge, same_words.min_confidence)
+    submitted = _submit(sessions, producer, broken, text=QUESTION)
+    assert submitted.answered is None and submitted.queued
+    with read_scope(sessions) as session:
+        stored = session.get(Question, submitted.question_id)
+        assert stored is not None and stored.status is QuestionStatus.QUEUED
 
 
 def test_a_first_message_in_an_opened_conversation_is_answered(
