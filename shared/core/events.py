@@ -58,7 +58,10 @@ class QuestionEvent:
 
     @classmethod
     def decode(cls, raw: str | bytes) -> "QuestionEvent":
+        """Raises ValueError or KeyError for anything but an event."""
         data = json.loads(raw)
+        if not isinstance(data, dict):
+            raise ValueError(f"not an event: {raw!r}")
         cached = data.get("cached")
         return cls(
             question_id=str(data["question_id"]),

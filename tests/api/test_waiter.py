@@ -7,7 +7,7 @@ import fakeredis
 import pytest
 
 from api.waiter import AnswerWaiter
-from shared.core.events import QuestionEvent, publish_question_event
+from shared.core.events import QUESTION_EVENTS_CHANNEL, QuestionEvent, publish_question_event
 from shared.questions.models import QuestionStatus
 
 
@@ -112,6 +112,27 @@ def test_a_completion_announces_the_words_its_answer_was_cached_under() -> None:
         await events.wait_for("q1", timeout=10, load=table.load)  # type: ignore[arg-type]
         await task
         assert learned == ["do you ship abroad"]  # only the words of an answer cached
+        await events.stop()
+
+    asyncio.run(scenario())
+
+
+def test_a_malformed_event_is_skipped_and_the_waiter_keeps_listening() -> None:
+    async def scenario() -> None:
+        events, publisher = await _listening()
+        table = FakeTable()
+
+        async def noise_then_finish() -> None:
+            await asyncio.sleep(0.1)
+            for junk in ("[1, 2]", "not json", '"a string"', '{"status": "completed"}'):
+                publisher.publish(QUESTION_EVENTS_CHANNEL, junk)
+            table.status = QuestionStatus.COMPLETED
+            publish_question_event(publisher, QuestionEvent("q1", "completed"))
+
+        task = asyncio.create_task(noise_then_finish())
+        row = await events.wait_for("q1", timeout=10, load=table.load)  # type: ignore[arg-type]
+        await task
+        assert row.status is QuestionStatus.COMPLETED and table.reads == 2  # woken, not timed out
         await events.stop()
 
     asyncio.run(scenario())
