@@ -153,6 +153,7 @@ def run(
     latencies: list[float] = []
     origins: Counter[str] = Counter()
     shares: list[float] = []  # of the cited entry's answer, in characters, per answer given
+    two_entries = 0  # answers given from two entries' statements
     for set_name, cases in sets.items():
         outcomes: Counter[str] = Counter()
         for case in cases:
@@ -195,6 +196,9 @@ def run(
                     cited = bases[case["kb"]].entry(answer.sources[0]["id"])
                     if cited is not None:
                         shares.append(len(answer.text) / max(len(cited.answer), 1))
+                    # the statements of two entries, each under its entry's question
+                    second = answer.sources[1]["question"] if len(answer.sources) > 1 else None
+                    two_entries += second is not None and second in answer.text.splitlines()
                 if show or outcome in ("wrong", "missed"):
                     print(f"  [{outcome:7}] {set_name}: {case['query']}")
                     print(f"            -> {' '.join(answer.text.split())[:200]}")
@@ -211,6 +215,7 @@ def run(
     report["answerable"] = dict(answerable)
     report["origins"] = dict(origins)
     report["entry_share"] = statistics.mean(shares) if shares else 0.0
+    report["two_entries"] = two_entries
     report["p50_s"] = statistics.median(latencies) if latencies else 0.0
     report["p95_s"] = sorted(latencies)[int(0.95 * (len(latencies) - 1))] if latencies else 0.0
     return report
@@ -241,6 +246,7 @@ def print_report(report: dict[str, Any], split: str) -> None:
     )
     print(
         f"answers in the model's own words: {origins.get('generated', 0)}/{answered}; "
+        f"from two entries: {report['two_entries']}/{answered}; "
         f"length of an answer given: {report['entry_share']:.0%} of its entry's on average; "
         f"latency p50 {report['p50_s']:.2f} s, p95 {report['p95_s']:.2f} s"
     )

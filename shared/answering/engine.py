@@ -22,7 +22,7 @@ from shared.answering.reuse import (
     entry_digest,
     normalise,
 )
-from shared.answering.selection import Selection, select_units
+from shared.answering.selection import Selection, readings_text, second_reading, select_units
 from shared.answering.verification import (
     GatedStream,
     Verifier,
@@ -154,6 +154,8 @@ class Retrieval:
     query_vector: Vector | None
     hits: list[SearchHit]
     foreign: bool  # the message names a country the base never names
+    # The hits were ranked by what they say of other countries, not by score alone.
+    abroad: bool = False
 
 
 def retrieve(
@@ -187,11 +189,12 @@ def retrieve(
         method=RetrievalMethod.KEYWORD if keyword_only else RetrievalMethod.HYBRID,
         query_vector=query_vector,
     )
+    abroad = foreign or bool(ABROAD.search(standalone.text if standalone.rewritten else message))
     if foreign:
         hits = abroad_first(hits, knowledge, query_vector)
-    elif ABROAD.search(standalone.text if standalone.rewritten else message):
+    elif abroad:
         hits = speaks_of_abroad_first(hits, knowledge, query_vector)
-    return Retrieval(standalone, query, query_vector, hits, foreign)
+    return Retrieval(standalone, query, query_vector, hits, foreign, abroad)
 
 
 def answer_question(
@@ -299,8 +302,17 @@ def answer_question(
     )
     if method is ContextMethod.ALL:
         selection = Selection(hit=hits[0], units=hits[0].entry.units, scores=[])
-    statements = selection.text
-    key = cache_key(standalone.text, vector, vector_model, selection, hits, method)
+    readings = [selection]
+    # Two near-equal entries: the statements of both, never a guess between them. Not for a
+    # question about other countries: its hits are ranked by what they say of abroad, and the
+    # runner-up may be the domestic entry.
+    other = second_reading(hits) if method is ContextMethod.HYBRID and not found.abroad else None
+    if other is not None:
+        readings.append(
+            select_units(knowledge=knowledge, hit=other, question=query, query_vector=query_vector)
+        )
+    statements = readings_text(readings)
+    key = cache_key(standalone.text, vector, vector_model, readings, hits, method)
     cached = cache.equivalent(key) if cache is not None else None
     if cached is not None and cached.origin == AnswerOrigin.GENERATED.value:
         # A model's wording was verified against the question it answered; it must pass the
@@ -338,6 +350,8 @@ def answer_question(
 
     if not provider.generative:
         return extracted(None)
+    if len(readings) > 1:  # each statement under its entry's question, as the entries say it
+        return extracted("second_reading")
     verifier = verifier_for(question, selection)
     if not (precheck := verifier.question_check()).ok:
         return extracted(precheck.code)
@@ -375,17 +389,23 @@ def cache_key(
     standalone: str,
     vector: bytes | None,
     vector_model: str | None,
-    selection: Selection,
+    readings: Sequence[Selection],
     hits: list[SearchHit],
     method: ContextMethod,
 ) -> CacheKey:
-    statement_terms = [term for terms in tokenize(selection.units) for term in terms]
+    """What an answer built from `readings` (the best entry's statements, and a second entry's
+    when the question may mean either) is reused by: the same statements of the same entries."""
+    units = [unit for selection in readings for unit in selection.units]
+    statement_terms = [term for terms in tokenize(units) for term in terms]
+    statements = "\n".join(units)
+    if len(readings) > 1:  # never equal to an answer from the first entry alone
+        statements = "\n".join(f"{s.hit.entry.id}\n" + "\n".join(s.units) for s in readings)
     return CacheKey(
         question=normalise(standalone),
         vector=vector,
         vector_model=vector_model,
-        entry_id=selection.hit.entry.id,
-        statements=digest("\n".join(selection.units)),
+        entry_id=readings[0].hit.entry.id,
+        statements=digest(statements),
         anchors=" ".join(sorted(set(tokenize([standalone])[0]) & set(statement_terms))),
         entries={hit.entry.id: entry_digest(hit.entry) for hit in hits},
         context_method=method.value,

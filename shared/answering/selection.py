@@ -1,7 +1,9 @@
 """Which statements of an entry answer the question: its units (sentences, list items), ranked by
-their similarity to the question and the words they share with it."""
+their similarity to the question and the words they share with it. When two entries retrieve
+almost equally well, the question may mean either, and the statements of both answer it."""
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,6 +17,8 @@ LEXICAL_WEIGHT = 0.25  # of the share of the question's terms a unit contains
 MARGIN = 0.15  # a further unit is kept when it scores within this of the best
 MAX_UNITS = 3
 WHOLE_ENTRY_UNITS = 2  # entries this short are given whole
+# The runner-up entry within this of the best one's fused score is a second reading of the question.
+SECOND_READING_MARGIN = 0.05
 
 
 @dataclass(frozen=True)
@@ -39,6 +43,23 @@ class Selection:
             lead_in = head if item else None
             lines.append(_without_verdict(unit))
         return "\n".join(lines)
+
+
+def second_reading(hits: Sequence[SearchHit]) -> SearchHit | None:
+    """The runner-up entry, when it retrieves almost as well as the best: "How long is the
+    guarantee?" may ask for the warranty or for the return window, and a guess between two
+    near-equal entries is wrong as often as not. Hits must be in score order."""
+    if len(hits) < 2 or hits[1].score < hits[0].score - SECOND_READING_MARGIN:
+        return None
+    return hits[1]
+
+
+def readings_text(selections: Sequence[Selection]) -> str:
+    """What the customer reads: one entry's statements as they are; the statements of two, each
+    under its entry's question, so the customer sees which answers what."""
+    if len(selections) == 1:
+        return selections[0].text
+    return "\n\n".join(f"{s.hit.entry.question}\n{s.text}" for s in selections)
 
 
 def select_units(

@@ -146,6 +146,34 @@ def test_an_edited_entry_is_never_answered_from_its_old_content(
     assert third.provider == "cache" and third.text == again.text
 
 
+def test_an_answer_from_two_entries_is_gone_when_either_changes(
+    sessions: sessionmaker[Session], knowledge: KnowledgeBase
+) -> None:
+    asker = Asker(sessions, knowledge)
+    question = "How long is the guarantee on your stuff?"
+    first, _ = asker.ask(question)
+    assert first.text.count("\n\n") == 1  # the statements of two entries
+    assert asker.ask(question)[0].provider == "cache"
+    second = first.sources[1]["id"]  # the entry of the second reading
+    entries = [
+        Entry(e.id, e.question, e.answer + " Ask us first.", e.source, e.kind)
+        if e.id == second
+        else e
+        for e in knowledge.entries
+    ]
+    asker.knowledge = replace(
+        KnowledgeBase.from_entries(
+            entries,
+            embedder=knowledge.index.embedder,
+            dense_weight=SETTINGS.retrieval_dense_weight,
+            unit_weight=SETTINGS.retrieval_unit_weight,
+        ),
+        calibration=knowledge.calibration,
+    )
+    again, _ = asker.ask(question)
+    assert again.provider != "cache"
+
+
 def test_forgetting_by_entry_and_by_a_rating_down(
     sessions: sessionmaker[Session], knowledge: KnowledgeBase
 ) -> None:

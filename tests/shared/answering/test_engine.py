@@ -96,6 +96,39 @@ def test_a_yes_the_entry_states_for_this_question_is_sent(knowledge: KnowledgeBa
     assert answer.origin is AnswerOrigin.GENERATED and answer.text == draft
 
 
+def test_a_question_two_entries_answer_almost_equally_gets_both(
+    knowledge: KnowledgeBase,
+) -> None:
+    # "Guarantee" is as close to the return window as to the warranty: no guess between them.
+    script = ScriptedOllama("Every product comes with a 30-day guarantee.")
+    answer, tokens = _ask(knowledge, "How long is the guarantee on your stuff?", script)
+    assert answer.action is AnswerAction.ANSWER and answer.origin is AnswerOrigin.EXTRACTED
+    assert answer.fallback_reason == "second_reading" and not script.requests
+    first, second = answer.text.split("\n\n")
+    cited = [knowledge.entry(source["id"]) for source in answer.sources[:2]]
+    for part, entry in zip((first, second), cited, strict=True):
+        assert entry is not None
+        question, *statements = part.splitlines()
+        assert question == entry.question
+        assert statements and all(line in entry.answer for line in statements)
+    assert {entry.id for entry in cited if entry} >= {
+        "returns-and-refunds#do-you-offer-warranties",
+        "returns-and-refunds#what-is-your-refund-policy",
+    }
+    assert "2-year" in answer.text and "".join(tokens) == answer.text
+
+
+def test_a_question_about_another_country_gets_no_domestic_second_reading(
+    knowledge: KnowledgeBase,
+) -> None:
+    # The delivery-times entry scores as high as the international one, but speaks of home.
+    answer, _ = _ask(knowledge, "how long does shipping to france take",
+                     ScriptedOllama("unused"))  # fmt: skip
+    assert answer.sources[0]["id"] == "orders-and-shipping#do-you-ship-internationally"
+    assert answer.fallback_reason != "second_reading" and "\n\n" not in answer.text
+    assert "3-5" not in answer.text
+
+
 def test_out_of_scope_questions_are_handed_off_without_asking_the_model(
     knowledge: KnowledgeBase,
 ) -> None:

@@ -1,10 +1,15 @@
 """Which statements of an entry an answer is built from, over the default knowledge base."""
 
+from dataclasses import replace
+
 from shared.answering.selection import (
     MARGIN,
     MAX_UNITS,
+    SECOND_READING_MARGIN,
     WHOLE_ENTRY_UNITS,
     Selection,
+    readings_text,
+    second_reading,
     select_units,
 )
 from shared.knowledge import KnowledgeBase
@@ -44,3 +49,22 @@ def test_statements_close_to_the_best_are_kept_in_the_entrys_order(
         assert max(selection.scores) - min(selection.scores) <= MARGIN
         positions = [units.index(unit) for unit in selection.units]
         assert positions == sorted(positions)
+
+
+def test_a_runner_up_close_to_the_best_is_a_second_reading(knowledge: KnowledgeBase) -> None:
+    hits = knowledge.search("How long is the guarantee on your stuff?", k=3)
+    best, runner_up = hits[0], hits[1]
+    close = replace(runner_up, score=best.score - SECOND_READING_MARGIN)
+    far = replace(runner_up, score=best.score - SECOND_READING_MARGIN - 0.001)
+    assert second_reading([best, close]) is close
+    assert second_reading([best, far]) is None
+    assert second_reading([best]) is None
+
+
+def test_two_readings_are_each_under_their_entrys_question(knowledge: KnowledgeBase) -> None:
+    one = _select(knowledge, "How do I complain, and when will someone reply?")
+    other = _select(knowledge, "how long does standard delivery take and what does it cost?")
+    assert readings_text([one]) == one.text
+    assert readings_text([one, other]) == (
+        f"{one.hit.entry.question}\n{one.text}\n\n{other.hit.entry.question}\n{other.text}"
+    )
