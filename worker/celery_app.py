@@ -31,7 +31,7 @@ from shared.core.config import Settings, get_settings
 from shared.core.db import create_db_engine, create_session_factory, ping
 from shared.core.logs import configure_logging, question_id_var, request_id_var
 from shared.core.memory import give_back_freed_memory
-from shared.core.queue import celery_config
+from shared.core.queue import PURGE_TASK, RECONCILE_TASK, celery_config
 from shared.knowledge import KnowledgeStore
 from shared.knowledge.store import knowledge_generation
 from shared.llm import LLMProvider, ProviderChoice, choose_provider, create_http_client
@@ -128,9 +128,32 @@ def get_heartbeat() -> Heartbeat | None:
     return _heartbeat
 
 
+class RoutineTaskFilter(logging.Filter):
+    """Celery's INFO lines about the housekeeping tasks beat sends every few seconds ("Sending
+    due task", "received", "succeeded"): three every `RECONCILE_INTERVAL` drowned everything
+    else. They are kept at DEBUG; a run that does something logs it itself, and a failure is
+    still an ERROR."""
+
+    ROUTINE = (RECONCILE_TASK, PURGE_TASK)
+    LOGGERS = ("celery.beat", "celery.worker.strategy", "celery.app.trace")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno != logging.INFO:
+            return True
+        if not any(name in record.getMessage() for name in self.ROUTINE):
+            return True
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return logging.getLogger().isEnabledFor(logging.DEBUG)
+
+
+_routine_tasks = RoutineTaskFilter()
+
+
 @setup_logging.connect
 def _setup_logging(**_: Any) -> None:
     configure_logging(get_settings().log_level, get_settings().log_format)
+    for name in RoutineTaskFilter.LOGGERS:
+        logging.getLogger(name).addFilter(_routine_tasks)  # the same filter once, however often
 
 
 @task_prerun.connect
