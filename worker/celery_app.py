@@ -129,13 +129,13 @@ def get_heartbeat() -> Heartbeat | None:
 
 
 class RoutineTaskFilter(logging.Filter):
-    """Celery's INFO lines about the housekeeping tasks beat sends every few seconds ("Sending
-    due task", "received", "succeeded"): three every `RECONCILE_INTERVAL` drowned everything
-    else. They are kept at DEBUG; a run that does something logs it itself, and a failure is
-    still an ERROR."""
+    """Celery's INFO lines about the housekeeping tasks beat sends ("Sending due task",
+    "received", "succeeded", "Discarding revoked task" for a run that expired in the queue):
+    three every `RECONCILE_INTERVAL` drowned everything else. They are kept at DEBUG; what a run
+    does it logs itself, and a failure is still an ERROR."""
 
     ROUTINE = (RECONCILE_TASK, PURGE_TASK)
-    LOGGERS = ("celery.beat", "celery.worker.strategy", "celery.app.trace")
+    LOGGERS = ("celery.beat", "celery.worker.strategy", "celery.worker.request", "celery.app.trace")
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.levelno != logging.INFO:

@@ -273,7 +273,7 @@ def answer_question_task(self: Task, question_id: str) -> str:
         _store_failure(resources, announcer, AppError("an unexpected error occurred"))
         raise exc
 
-    if answer.fallback_reason:
+    if answer.fallback_reason and answer.rejected_draft is not None:
         logger.info(
             "question %s: model draft replaced by the entry's statements (%s)",
             question_id,

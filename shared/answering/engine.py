@@ -154,7 +154,7 @@ class Retrieval:
     query_vector: Vector | None
     hits: list[SearchHit]
     foreign: bool  # the message names a country the base never names
-    # The hits were ranked by what they say of other countries, not by score alone.
+    # The question, with the turns it was made standalone with, is about other countries.
     abroad: bool = False
 
 
@@ -189,11 +189,12 @@ def retrieve(
         method=RetrievalMethod.KEYWORD if keyword_only else RetrievalMethod.HYBRID,
         query_vector=query_vector,
     )
-    abroad = foreign or bool(ABROAD.search(standalone.text if standalone.rewritten else message))
     if foreign:
         hits = abroad_first(hits, knowledge, query_vector)
-    elif abroad:
+    elif ABROAD.search(standalone.text if standalone.rewritten else message):
         hits = speaks_of_abroad_first(hits, knowledge, query_vector)
+    # "How much does it cost?" after "Do you ship internationally?" is about abroad too.
+    abroad = foreign or bool(ABROAD.search(message) or ABROAD.search(standalone.text))
     return Retrieval(standalone, query, query_vector, hits, foreign, abroad)
 
 
@@ -256,7 +257,8 @@ def answer_question(
         found.query_vector,
         found.hits,
     )
-    confidence = confidence_of(hits, effective_calibration(knowledge, settings))
+    calibration = effective_calibration(knowledge, settings)
+    confidence = confidence_of(hits, calibration)
     timings: dict[str, float | None] = {"retrieval_ms": (time.perf_counter() - started) * 1000}
     embedder = knowledge.index.embedder
     vector, vector_model = (
@@ -304,9 +306,18 @@ def answer_question(
         selection = Selection(hit=hits[0], units=hits[0].entry.units, scores=[])
     readings = [selection]
     # Two near-equal entries: the statements of both, never a guess between them. Not for a
-    # question about other countries: its hits are ranked by what they say of abroad, and the
-    # runner-up may be the domestic entry.
-    other = second_reading(hits) if method is ContextMethod.HYBRID and not found.abroad else None
+    # question about other countries (the runner-up may be the domestic entry), and only an
+    # entry that would be answered from on its own.
+    other = (
+        second_reading(hits)
+        if method is ContextMethod.HYBRID and not found.abroad and hits[0].dense is not None
+        else None
+    )
+    if other is not None and (
+        calibration.confidence(other.dense or 0.0) < settings.handoff_threshold
+        or unmentioned_subject(question, other.entry)
+    ):
+        other = None
     if other is not None:
         readings.append(
             select_units(knowledge=knowledge, hit=other, question=query, query_vector=query_vector)

@@ -48,7 +48,8 @@ class Selection:
 def second_reading(hits: Sequence[SearchHit]) -> SearchHit | None:
     """The runner-up entry, when it retrieves almost as well as the best: "How long is the
     guarantee?" may ask for the warranty or for the return window, and a guess between two
-    near-equal entries is wrong as often as not. Hits must be in score order."""
+    near-equal entries is wrong as often as not. Hits must be in order of their fused (hybrid)
+    score; the margin means nothing for raw BM25 scores."""
     if len(hits) < 2 or hits[1].score < hits[0].score - SECOND_READING_MARGIN:
         return None
     return hits[1]

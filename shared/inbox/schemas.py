@@ -29,7 +29,10 @@ class Packet(BaseModel):
         "the conversation over)."
     )
     draft: str | None = Field(description="The assistant's draft that its checks rejected, if any.")
-    fallback_reason: str | None = Field(description="Why that draft was rejected, as a code.")
+    fallback_reason: str | None = Field(
+        description="Why the model's wording was not sent, as a code: the draft's check that "
+        "failed, or `second_reading` (the statements of two near-equal entries, no draft)."
+    )
     error: str | None = Field(description="The model's failure, for model_failed.")
 
 

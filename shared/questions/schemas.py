@@ -156,7 +156,8 @@ class QuestionRecord(BaseModel):
     origin: Origin | None = Field(description=ORIGIN_DESCRIPTION)
     fallback_reason: str | None = Field(
         description="Why the model's wording was not sent, as a code (`misbound_figure`, "
-        "`unverified_verdict`, `question_condition`, …); the draft itself stays internal."
+        "`unverified_verdict`, `question_condition`, …, or `second_reading`: the statements of "
+        "two near-equal entries); the draft itself stays internal."
     )
     handoff_reason: str | None = Field(
         default=None,

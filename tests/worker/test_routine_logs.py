@@ -15,10 +15,15 @@ def _record(logger: str, level: int, message: str, *args: object) -> logging.Log
 
 @pytest.fixture
 def root_level() -> Iterator[logging.Logger]:
+    """The root logger, its level, handlers and the Celery loggers' filters as they were."""
     root = logging.getLogger()
-    level = root.level
+    level, handlers = root.level, list(root.handlers)
+    filters = {name: list(logging.getLogger(name).filters) for name in RoutineTaskFilter.LOGGERS}
     yield root
     root.setLevel(level)
+    root.handlers[:] = handlers
+    for name, kept in filters.items():
+        logging.getLogger(name).filters[:] = kept
 
 
 def test_routine_runs_are_debug_and_everything_else_is_kept(root_level: logging.Logger) -> None:

@@ -6,9 +6,11 @@ from pathlib import Path
 import pytest
 
 from shared.answering.engine import AnswerAction, AnswerOrigin, answer_question
+from shared.answering.selection import SECOND_READING_MARGIN
 from shared.answering.verification import ECHO_WORDS
-from shared.core.config import PROJECT_ROOT, Settings
+from shared.core.config import PROJECT_ROOT, ProviderName, Settings
 from shared.knowledge import KnowledgeBase
+from shared.llm import ProviderChoice, Turn, create_http_client, create_provider
 from shared.llm.prompt import FEW_SHOT_EXAMPLES, SYSTEM_PROMPT
 from tests.support.ollama import ScriptedOllama
 
@@ -127,6 +129,31 @@ def test_a_question_about_another_country_gets_no_domestic_second_reading(
     assert answer.sources[0]["id"] == "orders-and-shipping#do-you-ship-internationally"
     assert answer.fallback_reason != "second_reading" and "\n\n" not in answer.text
     assert "3-5" not in answer.text
+    # Nor for a follow-up to one, made standalone without a model: the domestic prices stay out.
+    history = [
+        Turn(role="customer", text="Do you ship internationally?"),
+        Turn(role="assistant", text="Yes, we ship to over 40 countries."),
+    ]
+    answer = answer_question(
+        question="How much does it cost?", context_method="hybrid", knowledge=knowledge,
+        provider=create_provider(SETTINGS, client=create_http_client(SETTINGS),
+                                 choice=ProviderChoice(ProviderName.EXTRACTIVE, "")),
+        settings=SETTINGS, history=history,
+    )  # fmt: skip
+    assert answer.sources[0]["id"] == "orders-and-shipping#do-you-ship-internationally"
+    assert "\n\n" not in answer.text and "$4.99" not in answer.text
+
+
+def test_a_runner_up_the_question_would_be_handed_off_from_is_no_second_reading(
+    knowledge: KnowledgeBase,
+) -> None:
+    # Close to the best in fused score (shared words), far below the handoff threshold alone.
+    question = "how do I stop getting your promo emails"
+    hits = knowledge.search(question, k=2)
+    assert hits[1].score >= hits[0].score - SECOND_READING_MARGIN
+    assert knowledge.calibration.confidence(hits[1].dense or 0.0) < SETTINGS.handoff_threshold
+    answer, _ = _ask(knowledge, question, ScriptedOllama("unused"))
+    assert "\n\n" not in answer.text and answer.fallback_reason != "second_reading"
 
 
 def test_out_of_scope_questions_are_handed_off_without_asking_the_model(
