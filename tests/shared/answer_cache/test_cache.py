@@ -74,6 +74,23 @@ class Asker:
             return session.scalar(select(func.count()).select_from(CachedAnswerRow)) or 0
 
 
+def edited(knowledge: KnowledgeBase, entry_id: str, added: str) -> KnowledgeBase:
+    """The base with `added` at the end of one entry's answer, as an edit on disk leaves it."""
+    entries = [
+        Entry(e.id, e.question, e.answer + added, e.source, e.kind) if e.id == entry_id else e
+        for e in knowledge.entries
+    ]
+    return replace(
+        KnowledgeBase.from_entries(
+            entries,
+            embedder=knowledge.index.embedder,
+            dense_weight=SETTINGS.retrieval_dense_weight,
+            unit_weight=SETTINGS.retrieval_unit_weight,
+        ),
+        calibration=knowledge.calibration,
+    )
+
+
 def test_the_same_question_again_is_answered_from_the_cache(
     sessions: sessionmaker[Session], knowledge: KnowledgeBase
 ) -> None:
@@ -121,22 +138,7 @@ def test_an_edited_entry_is_never_answered_from_its_old_content(
 ) -> None:
     asker = Asker(sessions, knowledge)
     first, _ = asker.ask("How long does standard shipping take?")
-    cited = first.sources[0]["id"]
-    entries = [
-        Entry(e.id, e.question, e.answer + " Delays may happen.", e.source, e.kind)
-        if e.id == cited
-        else e
-        for e in knowledge.entries
-    ]
-    asker.knowledge = replace(
-        KnowledgeBase.from_entries(
-            entries,
-            embedder=knowledge.index.embedder,
-            dense_weight=SETTINGS.retrieval_dense_weight,
-            unit_weight=SETTINGS.retrieval_unit_weight,
-        ),
-        calibration=knowledge.calibration,
-    )
+    asker.knowledge = edited(knowledge, first.sources[0]["id"], " Delays may happen.")
     again, _ = asker.ask("How long does standard shipping take?")
     assert again.provider != "cache"
     # The stale row stays unused (a process that has not loaded the change yet must not remove
@@ -154,22 +156,8 @@ def test_an_answer_from_two_entries_is_gone_when_either_changes(
     first, _ = asker.ask(question)
     assert first.text.count("\n\n") == 1  # the statements of two entries
     assert asker.ask(question)[0].provider == "cache"
-    second = first.sources[1]["id"]  # the entry of the second reading
-    entries = [
-        Entry(e.id, e.question, e.answer + " Ask us first.", e.source, e.kind)
-        if e.id == second
-        else e
-        for e in knowledge.entries
-    ]
-    asker.knowledge = replace(
-        KnowledgeBase.from_entries(
-            entries,
-            embedder=knowledge.index.embedder,
-            dense_weight=SETTINGS.retrieval_dense_weight,
-            unit_weight=SETTINGS.retrieval_unit_weight,
-        ),
-        calibration=knowledge.calibration,
-    )
+    # the entry of the second reading
+    asker.knowledge = edited(knowledge, first.sources[1]["id"], " Ask us first.")
     again, _ = asker.ask(question)
     assert again.provider != "cache"
 
