@@ -8,8 +8,10 @@ Redis, a fresh SQLite file (or, with --database postgresql+psycopg://postgres@12
 a database bench_<random> created there and dropped), the API and Celery workers started as
 `make run` starts them, answering extractively (no model: only our own path is timed), with no
 rate limits, no queue limit and an operator's key on every call. The floors (bench/floors.py): a
-bare FastAPI app validating the same body, a bare Celery worker with a no-op task on the same
-Redis. Load comes from bench/loadgen.py, a process of its own, for the floor and for us alike.
+bare FastAPI app validating the same body; the same app storing one row in the run's database
+and sending one Celery task before its 202 (floor (c): what any durable 202 costs on this
+stack); a bare Celery worker with a no-op task on the same Redis. Load comes from
+bench/loadgen.py, a process of its own, for the floor and for us alike.
 
   P1  sync /ask: the client's latency minus the worker's own time, vs a Celery round trip
   P2  async /ask (Prefer: respond-async) with no worker: accepted req/s, vs the bare app
@@ -46,6 +48,7 @@ from types import FrameType
 from typing import Any
 
 import httpx
+import redis
 from sqlalchemy import func, select, text
 
 BENCH = Path(__file__).resolve().parent
@@ -193,15 +196,23 @@ def accepted(counts: dict[str, int]) -> int:
 
 
 def floor_http(
-    children: Children, bodies: list[str], headers: list[str], sizes: Sizes
+    children: Children,
+    bodies: list[str],
+    headers: list[str],
+    sizes: Sizes,
+    *,
+    factory: str = "bench.floors:create_app",
+    label: str = "floor (a) bare FastAPI",
+    env: dict[str, str] | None = None,
 ) -> tuple[float, float | None]:
-    """Floor (a): req/s of a bare FastAPI app under the same load; its peak RSS."""
+    """Floor (a): req/s of a bare FastAPI app under the same load; its peak RSS. With
+    `factory=bench.floors:create_durable_app`, floor (c): the same app storing and queueing."""
     port = free_port()
     process = children.start(
         "floor-api",
-        [PYTHON, "-m", "uvicorn", "--factory", "bench.floors:create_app",
+        [PYTHON, "-m", "uvicorn", "--factory", factory,
          "--host", "127.0.0.1", "--port", str(port), "--no-access-log"],
-        dict(os.environ),
+        {**os.environ, **(env or {})},
     )  # fmt: skip
     try:
         wait_http(port, "/openapi.json", process=process)
@@ -210,11 +221,33 @@ def floor_http(
     finally:
         children.stop("floor-api")
     print(
-        f"  floor (a) bare FastAPI: {result['accepted_per_second']:.0f} req/s, "
+        f"  {label}: {result['accepted_per_second']:.0f} req/s, "
         f"latency p50 {result['latency_p50_ms']:.1f} ms p99 {result['latency_p99_ms']:.1f} ms, "
         f"statuses {result['in_window']}, errors {result['errors']}"
     )
     return result["accepted_per_second"], rss
+
+
+def floor_durable(
+    children: Children,
+    bodies: list[str],
+    headers: list[str],
+    sizes: Sizes,
+    database_url: str,
+    redis_url: str,
+) -> float:
+    """Floor (c): req/s of the bare app that stores one row in the run's database and sends one
+    task to its Redis (another database number), the least a durable `202` costs here."""
+    broker = redis_url.rpartition("/")[0] + "/2"
+    env = {"FLOOR_DATABASE_URL": database_url, "FLOOR_REDIS_URL": broker}
+    rps, _ = floor_http(
+        children, bodies, headers, sizes,
+        factory="bench.floors:create_durable_app",
+        label="floor (c) bare FastAPI, one row stored and one task queued",
+        env=env,
+    )  # fmt: skip
+    redis.Redis.from_url(broker).flushdb()
+    return rps
 
 
 @dataclass(frozen=True)
@@ -281,6 +314,7 @@ def p2_enqueue(
     system: System,
     table: Table,
     floor: float,
+    durable: float,
     bodies: list[str],
     headers: list[str],
     sizes: Sizes,
@@ -301,6 +335,14 @@ def p2_enqueue(
     )
     table.add(
         Row("P2 async enqueue, req/s", f"{ours:.0f}", f"{floor:.0f}", share(ours, floor), "≥ 50 %")
+    )
+    table.add(
+        Row(
+            "P2 against floor (c): store one row and queue",
+            f"{ours:.0f}",
+            f"{durable:.0f}",
+            share(ours, durable),
+        )
     )
 
 
@@ -747,12 +789,17 @@ def run(
     floor_rps, floor_api_rss = (
         floor_http(children, bodies, headers, sizes) if "P2" in phases else (0.0, None)
     )
+    durable_rps = (
+        floor_durable(children, bodies, headers, sizes, database_url, redis_url)
+        if "P2" in phases
+        else 0.0
+    )
     celery = floor_celery(children, redis_url, sizes) if phases & {"P1", "P3"} else None
     if phases & {"P4", "P5"}:
         start_fake_model(children, fake_port)
     system.start_api()
     if "P2" in phases:
-        p2_enqueue(system, table, floor_rps, bodies, headers, sizes)
+        p2_enqueue(system, table, floor_rps, durable_rps, bodies, headers, sizes)
     # P4 streams the longest answers; P5 asks other questions, each unlike any asked before.
     longest = sorted(entries, key=lambda entry: -words(entry[1]))[: sizes.streams]
     unstreamed = [question for question, answer in entries if (question, answer) not in longest]
