@@ -27,6 +27,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared.answer_cache.service import AnswerCache
+from shared.answering.places import load_gazetteer
 from shared.core.config import Settings, get_settings
 from shared.core.db import create_db_engine, create_session_factory, ping
 from shared.core.logs import configure_logging, question_id_var, request_id_var
@@ -83,6 +84,7 @@ class WorkerResources:
         provider = build_provider(settings, client=http, choice=plan.choice,
                                   pool_size=plan.pool_size)  # fmt: skip
         logger.info("worker answers with provider=%s model=%s", provider.name, provider.model)
+        load_gazetteer()  # the cities a question may name, read before the first question
         client = redis.Redis.from_url(settings.redis_url, socket_timeout=10)
         sessions = create_session_factory(engine)
         return cls(

@@ -13,6 +13,7 @@ import numpy as np
 
 from shared.answering.context import StandaloneQuestion, standalone_question
 from shared.answering.handoff import HandoffReason, asks_for_a_person
+from shared.answering.places import countries_of, country_name
 from shared.answering.reuse import (
     CACHE_PROVIDER,
     AnswerLookup,
@@ -26,7 +27,6 @@ from shared.answering.selection import Selection, readings_text, second_reading,
 from shared.answering.verification import (
     GatedStream,
     Verifier,
-    places,
     strip_citations,
     unmentioned_subject,
 )
@@ -101,9 +101,23 @@ def source_list(hits: list[SearchHit]) -> list[dict[str, Any]]:
 ABROAD = re.compile(r"\b(?:international\w*|countr(?:y|ies)|abroad|worldwide|overseas)\b", re.I)
 
 
-def foreign_places(question: str, knowledge: KnowledgeBase) -> list[str]:
-    """Countries the question names and the base never does: for the base, they are abroad."""
-    return [place for place in places(question) if not knowledge.names_place(place)]
+def foreign_places(
+    question: str, knowledge: KnowledgeBase, home_country: str | None = None
+) -> list[str]:
+    """Places the question names that are abroad for this base: a country it never names, other
+    than the shop's own (`home_country`, an ISO code); a city it never names, in none of the
+    countries it names and, for a shop whose country is known, not in it ("Toronto": Canada). A
+    city is not taken for abroad while the shop's country is unknown."""
+    home = country_name(home_country or "")
+    foreign: list[str] = []
+    for place, countries in countries_of(question).items():
+        city = countries != {place}
+        if knowledge.names_place(place) or home in countries:
+            continue
+        if city and (home is None or any(knowledge.names_place(c) for c in countries)):
+            continue
+        foreign.append(place)
+    return foreign
 
 
 def abroad_first(
@@ -167,8 +181,10 @@ def retrieve(
     k: int,
     provider: LLMProvider | None = None,
     message_vector: Vector | None = None,
+    home_country: str | None = None,
 ) -> Retrieval:
-    """Search the base for a customer message, understood against the turns before it."""
+    """Search the base for a customer message, understood against the turns before it
+    (`home_country`: the shop's, an ISO code, when known)."""
     standalone = standalone_question(
         message=message,
         history=history,
@@ -176,7 +192,7 @@ def retrieve(
         provider=provider,
         message_vector=message_vector,
     )
-    foreign = bool(foreign_places(standalone.text, knowledge))
+    foreign = bool(foreign_places(standalone.text, knowledge, home_country))
     query = standalone.text
     query_vector = None if method is ContextMethod.KEYWORD else standalone.vector
     if foreign and query_vector is not None:
@@ -250,6 +266,7 @@ def answer_question(
         k=settings.retrieval_top_k,
         provider=provider,
         message_vector=message_vector,
+        home_country=settings.shop_country,
     )
     standalone, query, query_vector, hits = (
         found.standalone,

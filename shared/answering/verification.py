@@ -18,10 +18,8 @@ import contextlib
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from functools import cache
 
-import pycountry
-
+from shared.answering.places import places
 from shared.knowledge import Entry
 from shared.knowledge.search import tokenize
 from shared.llm.base import StopGeneration
@@ -146,18 +144,6 @@ def negated(text: str) -> bool:
     return bool(_NEGATION.search(text))
 
 
-@cache
-def _place_names() -> dict[str, str]:
-    """Lower-cased country names (official and common) to their common name."""
-    names: dict[str, str] = {}
-    for country in pycountry.countries:
-        common = getattr(country, "common_name", None) or country.name
-        for name in (country.name, common, getattr(country, "official_name", None)):
-            if name and "," not in name:
-                names[name.lower()] = common
-    return names
-
-
 # "Do you sell / offer / have … X?": whether the shop has something at all.
 _AVAILABILITY = re.compile(
     r"^\s*(?:do|does|can|will|would)\s+(?:you|u|your (?:shop|store|company))\s+(?:guys\s+)?"
@@ -188,14 +174,8 @@ def unmentioned_subject(question: str, entry: Entry) -> set[str]:
     return set() if words & named else words
 
 
-def places(text: str) -> set[str]:
-    """The countries `text` names."""
-    lowered = f" {' '.join(_WORD.findall(text.lower()))} "
-    return {common for name, common in _place_names().items() if f" {name} " in lowered}
-
-
 def names(text: str) -> set[str]:
-    """Capitalised names inside sentences (not a sentence's first word) and countries."""
+    """Capitalised names inside sentences (not a sentence's first word), countries and cities."""
     return {name for name in _NAME.findall(text.strip())} | places(text)
 
 

@@ -5,6 +5,7 @@ from functools import lru_cache
 from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 
+import pycountry
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -86,6 +87,10 @@ class Settings(BaseSettings):
     # Knowledge and retrieval
     knowledge_path: Path = PROJECT_ROOT / "knowledge"
     knowledge_check_interval: float = Field(default=2.0, ge=0)
+    # The shop's own country (ISO 3166 code; the default base's shop is in the United States):
+    # a city elsewhere ("shipping to Toronto") is answered from what the base says of other
+    # countries, never with a domestic time. Empty: unknown, and no city is taken for abroad.
+    shop_country: str = Field(default="US", pattern=r"^([A-Za-z]{2})?$")
     retrieval_top_k: int = Field(default=3, ge=1, le=20)
     # Share of the dense cosine in the fused score (the rest is BM25 / best BM25); tuned on
     # StackFAQ with `python -m shared.knowledge.eval --tune`.
@@ -176,6 +181,13 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return Path(value).expanduser() if value.strip() else None
         return value
+
+    @field_validator("shop_country")
+    @classmethod
+    def _known_country(cls, value: str) -> str:
+        if value and pycountry.countries.get(alpha_2=value.upper()) is None:
+            raise ValueError(f"SHOP_COUNTRY {value!r} is not an ISO 3166 country code")
+        return value.upper()
 
     @field_validator("identity_secret")
     @classmethod

