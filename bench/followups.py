@@ -63,8 +63,9 @@ def main() -> int:
             alone += bool(hits) and hits[0].entry.id == want
             history = [Turn("customer", text) for text in earlier]
             found = retrieve(
-                message=last, history=history, knowledge=base, method=ContextMethod.HYBRID, k=3
-            )
+                message=last, history=history, knowledge=base, method=ContextMethod.HYBRID, k=3,
+                home_country=settings.shop_country,
+            )  # fmt: skip
             standalone += bool(found.hits) and found.hits[0].entry.id == want
         n = len(mine)
         totals = [totals[0] + n, totals[1] + alone, totals[2] + standalone]

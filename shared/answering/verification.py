@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from shared.answering.places import places
 from shared.knowledge import Entry
-from shared.knowledge.search import tokenize
+from shared.knowledge.search import plain_words, tokenize
 from shared.llm.base import StopGeneration
 
 MAX_ANSWER_CHARS = 1200
@@ -236,8 +236,9 @@ class Verifier:
                 "question_condition",
                 f"the question names {sorted(missing)}, the entry does not",
             )
+        entry_words = f" {plain_words(self.entry.text)} "
         for place in places(self.question):
-            if place.lower() not in self._entry_text:
+            if f" {plain_words(place)} " not in entry_words:
                 return Verdict(
                     False, "question_place", f"the question names {place}, the entry does not"
                 )

@@ -1,6 +1,8 @@
 """Ranking: BM25 over question and answer, dense cosine over the question, the question with its
 answer, and each answer unit (sentence or list item), and their fusion."""
 
+import re
+import unicodedata
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -28,6 +30,21 @@ class SearchHit:
     score: float  # what the ranking used: fused, cosine or BM25, by method
     keyword: float  # the raw BM25 score
     dense: float | None  # cosine similarity to the query; None without embeddings
+
+
+_PLAIN_WORD = re.compile(r"[a-z0-9]+")
+# Letters that Unicode does not decompose into a plain letter and a mark.
+_UNDECOMPOSED = str.maketrans(
+    {"ł": "l", "Ł": "L", "ø": "o", "Ø": "O", "đ": "d", "Đ": "D", "ß": "ss", "æ": "ae",
+     "Æ": "Ae", "œ": "oe", "\u0131": "i"}  # the last: a dotless i
+)  # fmt: skip
+
+
+def plain_words(text: str) -> str:
+    """`text` as lower-case plain-letter words joined by single spaces ("Montréal, Łódź" →
+    "montreal lodz"): how place names are compared, whole words only."""
+    decomposed = unicodedata.normalize("NFKD", text.translate(_UNDECOMPOSED))
+    return " ".join(_PLAIN_WORD.findall(decomposed.encode("ascii", "ignore").decode().lower()))
 
 
 def tokenize(texts: list[str]) -> list[list[str]]:

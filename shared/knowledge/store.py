@@ -26,7 +26,13 @@ from shared.knowledge.embeddings import (
     mpnet_embedder,
 )
 from shared.knowledge.loader import Entry, content_version, knowledge_files, load_entries
-from shared.knowledge.search import DenseVectors, HybridIndex, RetrievalMethod, SearchHit
+from shared.knowledge.search import (
+    DenseVectors,
+    HybridIndex,
+    RetrievalMethod,
+    SearchHit,
+    plain_words,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -135,12 +141,13 @@ class KnowledgeBase:
         return self._unit_rows.get(entry_index, [])
 
     @cached_property
-    def _lowered_text(self) -> str:
-        return "\n".join(entry.text for entry in self.entries).lower()
+    def _plain_text(self) -> str:
+        return f" {plain_words(' '.join(entry.text for entry in self.entries))} "
 
     def names_place(self, place: str) -> bool:
-        """Whether any entry names `place`."""
-        return place.lower() in self._lowered_text
+        """Whether any entry names `place`, as whole words, accents aside ("Oman" is not named
+        by "woman", "Montréal" is by "Montreal")."""
+        return f" {plain_words(place)} " in self._plain_text
 
     def answer_texts(self) -> list[str]:
         return [entry.dense_texts[1] for entry in self.entries]

@@ -5,11 +5,16 @@ from pathlib import Path
 
 import pytest
 
-from shared.answering.engine import AnswerAction, AnswerOrigin, answer_question
+from shared.answering.engine import (
+    AnswerAction,
+    AnswerOrigin,
+    answer_question,
+    foreign_places,
+)
 from shared.answering.selection import SECOND_READING_MARGIN
 from shared.answering.verification import ECHO_WORDS
 from shared.core.config import PROJECT_ROOT, ProviderName, Settings
-from shared.knowledge import KnowledgeBase
+from shared.knowledge import Entry, KnowledgeBase
 from shared.llm import ProviderChoice, Turn, create_http_client, create_provider
 from shared.llm.prompt import FEW_SHOT_EXAMPLES, SYSTEM_PROMPT
 from tests.support.ollama import ScriptedOllama
@@ -175,6 +180,20 @@ def test_a_runner_up_the_question_would_be_handed_off_from_is_no_second_reading(
     assert knowledge.calibration.confidence(hits[1].dense or 0.0) < SETTINGS.handoff_threshold
     answer, _ = _ask(knowledge, question, ScriptedOllama("unused"))
     assert "\n\n" not in answer.text and answer.fallback_reason != "second_reading"
+
+
+def test_places_are_named_by_whole_words_accents_aside(knowledge: KnowledgeBase) -> None:
+    entries = [
+        Entry("shop#women", "Do you sell clothes for women?",
+              "Yes, a woman's range in every size, manufacturing in our own workshops.", "shop.md"),
+        Entry("shop#montreal", "Do you deliver to Montreal?", "Yes, in 6-9 days.", "shop.md"),
+    ]  # fmt: skip
+    base = KnowledgeBase.from_entries(entries)
+    # "woman" names no Oman, "manufacturing" no Turin: both are abroad for this base.
+    assert not base.names_place("Oman") and not base.names_place("Turin")
+    assert set(foreign_places("shipping to Turin or Oman?", base, "US")) == {"Turin", "Oman"}
+    assert base.names_place("Montréal")  # the base writes "Montreal"
+    assert foreign_places("shipping to Montréal?", base, "US") == []
 
 
 def test_out_of_scope_questions_are_handed_off_without_asking_the_model(
