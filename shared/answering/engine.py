@@ -34,7 +34,7 @@ from shared.core.config import Settings
 from shared.knowledge import KnowledgeBase, RetrievalMethod, SearchHit
 from shared.knowledge.calibration import Calibration, effective_calibration
 from shared.knowledge.embeddings import Vector
-from shared.knowledge.search import tokenize
+from shared.knowledge.search import plain_words, tokenize
 from shared.llm import LLMProvider, Passage, TokenSink, Turn
 from shared.llm.prompt import instruction_texts
 
@@ -158,6 +158,30 @@ def speaks_of_abroad_first(
     return abroad_first(close, knowledge, query_vector) + hits[len(close) :]
 
 
+def places_the_base_names(question: str, knowledge: KnowledgeBase) -> list[str]:
+    """The places the question names that the base speaks of: the place itself, or for a city
+    the base does not name, its country ("to Toronto" in a base that speaks of Canada)."""
+    named: list[str] = []
+    for place, country in countries_of(question).items():
+        if knowledge.names_place(place):
+            named.append(place)
+        elif place != country and knowledge.names_place(country):
+            named.append(country)
+    return named
+
+
+def naming_first(hits: list[SearchHit], places: list[str]) -> list[SearchHit]:
+    """The hits that name one of `places` first (as `abroad_first` does for abroad): "How long
+    does shipping to Canada (or Toronto) take?" is answered by the entry that says "Orders to
+    Canada arrive in 6-9 days", not by the generic delivery times, which rank higher on the
+    question's other words."""
+    wanted = [f" {plain_words(place)} " for place in places]
+    naming = [
+        hit for hit in hits if any(name in f" {plain_words(hit.entry.text)} " for name in wanted)
+    ]
+    return naming + [hit for hit in hits if hit not in naming]
+
+
 @dataclass(frozen=True)
 class Retrieval:
     """What a customer message was searched with, and what was found."""
@@ -204,12 +228,18 @@ def retrieve(
         method=RetrievalMethod.KEYWORD if keyword_only else RetrievalMethod.HYBRID,
         query_vector=query_vector,
     )
+    named = places_the_base_names(standalone.text, knowledge)
     if foreign:
         hits = abroad_first(hits, knowledge, query_vector)
+    elif named:
+        hits = naming_first(hits, named)
     elif ABROAD.search(standalone.text if standalone.rewritten else message):
         hits = speaks_of_abroad_first(hits, knowledge, query_vector)
-    # "How much does it cost?" after "Do you ship internationally?" is about abroad too.
-    abroad = foreign or bool(ABROAD.search(message) or ABROAD.search(standalone.text))
+    # "How much does it cost?" after "Do you ship internationally?" is about abroad too; and a
+    # place the base speaks of is answered from what it says of that place alone.
+    abroad = (
+        foreign or bool(named) or bool(ABROAD.search(message) or ABROAD.search(standalone.text))
+    )
     return Retrieval(standalone, query, query_vector, hits, foreign, abroad)
 
 

@@ -1,6 +1,7 @@
 """The answering pipeline with a scripted Ollama (httpx.MockTransport) and the real retrieval."""
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -180,6 +181,31 @@ def test_a_runner_up_the_question_would_be_handed_off_from_is_no_second_reading(
     assert knowledge.calibration.confidence(hits[1].dense or 0.0) < SETTINGS.handoff_threshold
     answer, _ = _ask(knowledge, question, ScriptedOllama("unused"))
     assert "\n\n" not in answer.text and answer.fallback_reason != "second_reading"
+
+
+def test_a_place_the_base_speaks_of_is_answered_from_what_it_says_of_it(
+    knowledge: KnowledgeBase,
+) -> None:
+    entries = [
+        Entry("shop#times", "How long does shipping take?",
+              "Standard shipping takes 3-5 business days.", "shop.md"),
+        Entry("shop#canada", "Do you deliver to Canada?",
+              "Yes. Orders to Canada arrive in 6-9 business days.", "shop.md"),
+    ]  # fmt: skip
+    base = replace(
+        KnowledgeBase.from_entries(
+            entries, embedder=knowledge.index.embedder,
+            dense_weight=SETTINGS.retrieval_dense_weight,
+            unit_weight=SETTINGS.retrieval_unit_weight,
+        ),
+        calibration=knowledge.calibration,
+    )  # fmt: skip
+    for question in ("How long does shipping to Canada take?", "how long to ship to Toronto?"):
+        # The generic entry scores higher on "how long does shipping take" alone.
+        assert base.search(question, k=1)[0].entry.id == "shop#times"
+        answer, _ = _ask(base, question, ScriptedOllama("unused"))
+        assert answer.sources[0]["id"] == "shop#canada", question
+        assert "6-9" in answer.text and "3-5" not in answer.text  # no second reading either
 
 
 def test_places_are_named_by_whole_words_accents_aside(knowledge: KnowledgeBase) -> None:
