@@ -34,7 +34,7 @@ from shared.core.config import Settings
 from shared.knowledge import KnowledgeBase, RetrievalMethod, SearchHit
 from shared.knowledge.calibration import Calibration, effective_calibration
 from shared.knowledge.embeddings import Vector
-from shared.knowledge.search import plain_words, tokenize
+from shared.knowledge.search import says, tokenize
 from shared.llm import LLMProvider, Passage, TokenSink, Turn
 from shared.llm.prompt import instruction_texts
 
@@ -175,10 +175,7 @@ def naming_first(hits: list[SearchHit], places: list[str]) -> list[SearchHit]:
     does shipping to Canada (or Toronto) take?" is answered by the entry that says "Orders to
     Canada arrive in 6-9 days", not by the generic delivery times, which rank higher on the
     question's other words."""
-    wanted = [f" {plain_words(place)} " for place in places]
-    naming = [
-        hit for hit in hits if any(name in f" {plain_words(hit.entry.text)} " for name in wanted)
-    ]
+    naming = [hit for hit in hits if any(says(hit.entry.text, place) for place in places)]
     return naming + [hit for hit in hits if hit not in naming]
 
 
@@ -359,12 +356,11 @@ def answer_question(
         if method is ContextMethod.HYBRID and not found.abroad and hits[0].dense is not None
         else None
     )
-    if other is not None and (
-        calibration.confidence(other.dense or 0.0) < settings.handoff_threshold
-        or unmentioned_subject(question, other.entry)
+    if (
+        other is not None
+        and calibration.confidence(other.dense or 0.0) >= settings.handoff_threshold
+        and not unmentioned_subject(question, other.entry)
     ):
-        other = None
-    if other is not None:
         readings.append(
             select_units(knowledge=knowledge, hit=other, question=query, query_vector=query_vector)
         )

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from shared.answering.places import places
 from shared.knowledge import Entry
-from shared.knowledge.search import plain_words, tokenize
+from shared.knowledge.search import says, tokenize
 from shared.llm.base import StopGeneration
 
 MAX_ANSWER_CHARS = 1200
@@ -236,9 +236,8 @@ class Verifier:
                 "question_condition",
                 f"the question names {sorted(missing)}, the entry does not",
             )
-        entry_words = f" {plain_words(self.entry.text)} "
         for place in places(self.question):
-            if f" {plain_words(place)} " not in entry_words:
+            if not says(self.entry.text, place):
                 return Verdict(
                     False, "question_place", f"the question names {place}, the entry does not"
                 )

@@ -47,6 +47,12 @@ def plain_words(text: str) -> str:
     return " ".join(_PLAIN_WORD.findall(decomposed.encode("ascii", "ignore").decode().lower()))
 
 
+def says(text: str, phrase: str) -> bool:
+    """Whether `text` contains `phrase` as whole words, accents aside ("woman" does not say
+    "Oman"; "Montreal" says "Montréal")."""
+    return f" {plain_words(phrase)} " in f" {plain_words(text)} "
+
+
 def tokenize(texts: list[str]) -> list[list[str]]:
     """Lower-cased, stop-word-free, stemmed terms: "Refunds" and "refund" match."""
     tokens: list[list[str]] = bm25s.tokenize(

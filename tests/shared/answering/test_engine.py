@@ -30,11 +30,25 @@ def _lines(name: str | Path) -> list[dict[str, str]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def _ask(knowledge: KnowledgeBase, question: str, script: ScriptedOllama, **kwargs: object):  # type: ignore[no-untyped-def]
+EXTRACTIVE = create_provider(
+    SETTINGS,
+    client=create_http_client(SETTINGS),
+    choice=ProviderChoice(ProviderName.EXTRACTIVE, ""),
+)
+
+
+def _ask(  # type: ignore[no-untyped-def]
+    knowledge: KnowledgeBase,
+    question: str,
+    script: ScriptedOllama | None,  # None: the extractive provider
+    settings: Settings = SETTINGS,
+    **kwargs: object,
+):
     tokens: list[str] = []
     answer = answer_question(
         question=question, context_method="hybrid", knowledge=knowledge,
-        provider=script.provider(), settings=SETTINGS, on_token=tokens.append, **kwargs,
+        provider=script.provider() if script is not None else EXTRACTIVE, settings=settings,
+        on_token=tokens.append, **kwargs,
     )  # fmt: skip
     return answer, tokens
 
@@ -99,10 +113,8 @@ def test_a_city_in_the_shops_own_country_is_answered_as_at_home(
     # With the shop's country unknown, no city is taken for abroad: Berlin gets the statements
     # (never the model's words for a place the entry does not name), not the international ones.
     unknown = SETTINGS.model_copy(update={"shop_country": ""})
-    berlin = answer_question(
-        question="How long does delivery to Berlin take?", context_method="hybrid",
-        knowledge=knowledge, provider=ScriptedOllama("unused").provider(), settings=unknown,
-    )  # fmt: skip
+    berlin, _ = _ask(knowledge, "How long does delivery to Berlin take?", ScriptedOllama("unused"),
+                     settings=unknown)  # fmt: skip
     assert berlin.sources[0]["id"] == "orders-and-shipping#how-long-does-shipping-take"
     assert berlin.origin is AnswerOrigin.EXTRACTED and berlin.fallback_reason == "question_place"
 
@@ -161,12 +173,7 @@ def test_a_question_about_another_country_gets_no_domestic_second_reading(
         Turn(role="customer", text="Do you ship internationally?"),
         Turn(role="assistant", text="Yes, we ship to over 40 countries."),
     ]
-    answer = answer_question(
-        question="How much does it cost?", context_method="hybrid", knowledge=knowledge,
-        provider=create_provider(SETTINGS, client=create_http_client(SETTINGS),
-                                 choice=ProviderChoice(ProviderName.EXTRACTIVE, "")),
-        settings=SETTINGS, history=history,
-    )  # fmt: skip
+    answer, _ = _ask(knowledge, "How much does it cost?", None, history=history)
     assert answer.sources[0]["id"] == "orders-and-shipping#do-you-ship-internationally"
     assert "\n\n" not in answer.text and "$4.99" not in answer.text
 
