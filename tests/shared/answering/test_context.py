@@ -24,9 +24,14 @@ SHIPPED_ABROAD = [Turn("customer", "Do you ship internationally?")]
         ("How long does shipping take?", False),  # names its subject
         ("And to Canada?", False),  # no pronoun: an ellipsis, not a bare follow-up
         ("Can I return it if it is damaged?", False),
+        # no pronoun, but nothing that names a subject either
+        ("How long till someone gets back to me?", True),
+        ("How long do I have to let you know?", True),
+        ("How do I reset my password?", False),
+        ("Thanks, that helps!", False),  # asks nothing
     ],
 )
-def test_a_bare_follow_up_is_a_pronoun_and_asking_words(message: str, bare: bool) -> None:
+def test_a_bare_follow_up_names_no_subject_of_its_own(message: str, bare: bool) -> None:
     assert bare_follow_up(message) is bare
 
 
