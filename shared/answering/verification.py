@@ -152,7 +152,16 @@ _AVAILABILITY = re.compile(
     re.IGNORECASE,
 )
 _GENERIC_OBJECT = set(
-    tokenize(["any the some your our products items things stuff options services way"])[0]
+    tokenize(
+        [
+            "any anything something the some your our products items things stuff options services way"
+        ]
+    )[0]
+)
+# Where a modifier of what is asked for begins: "assembly | for furniture you deliver".
+_MODIFIER = re.compile(
+    r"\b(?:for|to|with|on|in|at|from|of|by|that|which|who|when|if|so|because|i|you|we)\b",
+    re.IGNORECASE,
 )
 
 
@@ -163,11 +172,16 @@ def unmentioned_subject(question: str, entry: Entry) -> set[str]:
 
     Measured on bench/data with the extractive provider: 5 out-of-scope questions that passed the
     confidence curve are caught, no answerable one (the rule was written after reading both halves'
-    misses, so neither half is a clean held-out set for it)."""
+    misses, so neither half is a clean held-out set for it). Only what is asked for counts, not
+    what it is for or where ("assembly" in "assembly for furniture you deliver"): one more
+    out-of-scope question of the tune half caught (22 → 23 of 26), none of the test half, no
+    answerable one lost in either."""
     asked = _AVAILABILITY.match(question)
     if asked is None:
         return set()
-    words = set(tokenize([asked.group(1)])[0]) - _GENERIC_OBJECT
+    asked_for = asked.group(1)
+    head = set(tokenize([_MODIFIER.split(asked_for, maxsplit=1)[0]])[0]) - _GENERIC_OBJECT
+    words = head or set(tokenize([asked_for])[0]) - _GENERIC_OBJECT
     if not words:
         return set()
     named = set(tokenize([f"{entry.question} {entry.answer}"])[0])
