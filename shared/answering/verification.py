@@ -152,11 +152,8 @@ _AVAILABILITY = re.compile(
     re.IGNORECASE,
 )
 _GENERIC_OBJECT = set(
-    tokenize(
-        [
-            "any anything something the some your our products items things stuff options services way"
-        ]
-    )[0]
+    tokenize(["any anything something the some your our"])[0]
+    + tokenize(["products items things stuff options services way"])[0]
 )
 # Where a modifier of what is asked for begins: "assembly | for furniture you deliver".
 _MODIFIER = re.compile(
