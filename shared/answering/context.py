@@ -9,7 +9,10 @@ half when the message alone finds nothing (an ellipsis), a fifth when it does (a
 still shares the conversation's subject). The weights and the threshold were tuned on the tune
 half of bench/data/followups.jsonl (`python bench/followups.py --split tune`). A message without
 a pronoun whose words name no subject ("How long till someone gets back to me?") is bare too:
-tune half 46 → 48 of 49, test half unchanged (41 of 48).
+tune half 46 → 48 of 49, test half unchanged (41 of 48). After a run of bare follow-ups the
+previous message is the run with the message that named its subject ("Do you ship
+internationally? How long does it take?"): "And who pays the duties?" got the domestic delivery
+times.
 """
 
 import logging
@@ -31,6 +34,7 @@ SELF_CONTAINED_COSINE = 0.4  # the message alone retrieves this well: it mostly 
 EARLIER_WEIGHT_SELF_CONTAINED = 0.2
 EARLIER_WEIGHT_ELLIPTICAL = 0.5
 EARLIER_WEIGHT_BARE = 1.0
+MAX_BARE_CHAIN = 4  # customer messages looked back over for the subject of a run of bare ones
 
 _PRONOUN = re.compile(r"\b(?:it|they|them|that|this)\b", re.IGNORECASE)
 # Words that ask about something without naming it.
@@ -67,6 +71,21 @@ def bare_follow_up(message: str) -> bool:
     return bool(own & _ASKING) and own <= _ASKING | _VAGUE
 
 
+def subject_of(history: Sequence[Turn]) -> str | None:
+    """What the customer was last asking about: their last message, with the messages before it
+    while it names no subject of its own ("Do you ship internationally? How long does it
+    take?"), so that a third turn ("And who pays the duties?") still has the conversation's
+    subject. None before the first message."""
+    asked: list[str] = []
+    for turn in reversed(history):
+        if turn.role != "customer":
+            continue
+        asked.append(turn.text)
+        if not bare_follow_up(turn.text) or len(asked) == MAX_BARE_CHAIN:
+            break
+    return " ".join(reversed(asked)) if asked else None
+
+
 @dataclass(frozen=True)
 class StandaloneQuestion:
     text: str  # what was retrieved with, as recorded with the answer
@@ -84,7 +103,7 @@ def standalone_question(
 ) -> StandaloneQuestion:
     """The customer's message as the question to retrieve with (`message_vector`: the
     message's own vector, when the caller has it already)."""
-    earlier = next((t.text for t in reversed(history) if t.role == "customer"), None)
+    earlier = subject_of(history)
     if message_vector is None:
         message_vector = knowledge.embed_query(message)
     if earlier is None:

@@ -68,6 +68,33 @@ def test_a_new_question_in_the_same_conversation_is_not_dragged_back(
     assert "password" in found.hits[0].entry.id
 
 
+def test_a_run_of_follow_ups_keeps_the_conversation_s_subject(knowledge: KnowledgeBase) -> None:
+    # "How long does it take?" names nothing: the third turn's subject is still shipping abroad.
+    history = [
+        *SHIPPED_ABROAD,
+        Turn("assistant", "We ship to more than 40 countries."),
+        Turn("customer", "How long does it take?"),
+        Turn("assistant", "International delivery usually takes 7-14 business days."),
+    ]
+    found = retrieve(
+        message="And who pays the duties?",
+        history=history,
+        knowledge=knowledge,
+        method=ContextMethod.HYBRID,
+        k=3,
+    )
+    assert found.hits[0].entry.id == ABROAD
+    assert found.standalone.text.startswith("Do you ship internationally? How long does it take?")
+
+
+def test_a_new_subject_ends_the_run(knowledge: KnowledgeBase) -> None:
+    history = [*SHIPPED_ABROAD, Turn("customer", "How do I reset my password?")]
+    found = standalone_question(
+        message="How long is it valid?", history=history, knowledge=knowledge
+    )
+    assert found.text == "How do I reset my password? How long is it valid?"
+
+
 def test_a_model_that_can_rewrites_the_follow_up(knowledge: KnowledgeBase) -> None:
     script = ScriptedOllama("How long does international shipping take?")
     found = retrieve(
