@@ -8,11 +8,11 @@ follow-up (a pronoun and nothing but words like "how long", "how much": "How lon
 half when the message alone finds nothing (an ellipsis), a fifth when it does (a new question that
 still shares the conversation's subject). The weights and the threshold were tuned on the tune
 half of bench/data/followups.jsonl (`python bench/followups.py --split tune`). A message without
-a pronoun whose words name no subject ("How long till someone gets back to me?") is bare too:
-tune half 46 → 48 of 49, test half unchanged (41 of 48). After a run of bare follow-ups the
-previous message is the run with the message that named its subject ("Do you ship
-internationally? How long does it take?"): "And who pays the duties?" got the domestic delivery
-times.
+a pronoun that asks how long, how much… and names no subject ("How long till someone gets back
+to me?") is bare too: tune half 46 → 48 of 49, test half unchanged (41 of 48). After a run of
+bare follow-ups the previous message is the last one that was not bare with the run (its last
+three) after it ("Do you ship internationally? How long does it take?"): "And who pays the
+duties?" got the domestic delivery times.
 """
 
 import logging
@@ -34,28 +34,30 @@ SELF_CONTAINED_COSINE = 0.4  # the message alone retrieves this well: it mostly 
 EARLIER_WEIGHT_SELF_CONTAINED = 0.2
 EARLIER_WEIGHT_ELLIPTICAL = 0.5
 EARLIER_WEIGHT_BARE = 1.0
-MAX_BARE_CHAIN = 4  # customer messages looked back over for the subject of a run of bare ones
+MAX_BARE_KEPT = 3  # of a run of bare follow-ups, the most recent kept with its subject
 
 _PRONOUN = re.compile(r"\b(?:it|they|them|that|this)\b", re.IGNORECASE)
-# Words that ask about something without naming it.
-_ASKING = set(
+_QUESTION_WORDS = (
+    "how what when where which why who does do did is are can could will would should "
+)
+# What is asked about something without naming it: how long, how much, how often…
+_ATTRIBUTES = set(
     tokenize(
         [
-            "how what when where which why who does do did is are can could will would should "
             "long much many take takes cost costs price time quick fast soon often happen happens "
             "work works possible option options way ways usually normally"
         ]
     )[0]
 )
-
-
-# Words that name no subject: people, and verbs and adverbs any question may use.
+# Words that ask about something without naming it.
+_ASKING = set(tokenize([_QUESTION_WORDS])[0]) | _ATTRIBUTES
+# Words that name no subject: people, fillers, and verbs and adverbs any question may use.
 _VAGUE = set(
     tokenize(
         [
-            "i me my mine you your we us our someone somebody anyone anybody something anything "
-            "have has had get gets got let know tell back up till until still usually exactly "
-            "really actually just then need needs"
+            "me my mine you your we us our someone somebody anyone anybody something anything "
+            "have has had get gets got let know tell back up till until still exactly really "
+            "actually just need needs please pls ok okay now so about"
         ]
     )[0]
 )
@@ -63,27 +65,30 @@ _VAGUE = set(
 
 def bare_follow_up(message: str) -> bool:
     """Nothing of its own to search with: a pronoun and asking words ("How long does it
-    take?"), or asking words and words that name no subject ("How long till someone gets back
-    to me?")."""
+    take?"), or what is asked about something and words that name no subject ("How long till
+    someone gets back to me?"; not "What can you do?", which asks about nothing earlier)."""
     own = set(tokenize([_PRONOUN.sub(" ", message)])[0])
     if _PRONOUN.search(message) and own <= _ASKING:
         return True
-    return bool(own & _ASKING) and own <= _ASKING | _VAGUE
+    return bool(own & _ATTRIBUTES) and own <= _ASKING | _VAGUE
 
 
 def subject_of(history: Sequence[Turn]) -> str | None:
-    """What the customer was last asking about: their last message, with the messages before it
-    while it names no subject of its own ("Do you ship internationally? How long does it
-    take?"), so that a third turn ("And who pays the duties?") still has the conversation's
-    subject. None before the first message."""
-    asked: list[str] = []
+    """What the customer was last asking about: their last message that was not a bare
+    follow-up, with the bare ones after it (the last `MAX_BARE_KEPT`): "Do you ship
+    internationally? How long does it take?", so that a third turn ("And who pays the
+    duties?") still has the conversation's subject. None before the first message."""
+    bare: list[str] = []
+    subject: list[str] = []
     for turn in reversed(history):
         if turn.role != "customer":
             continue
-        asked.append(turn.text)
-        if not bare_follow_up(turn.text) or len(asked) == MAX_BARE_CHAIN:
+        if not bare_follow_up(turn.text):
+            subject = [turn.text]
             break
-    return " ".join(reversed(asked)) if asked else None
+        bare.append(turn.text)
+    asked = subject + list(reversed(bare[:MAX_BARE_KEPT]))
+    return " ".join(asked) if asked else None
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,11 @@ SHIPPED_ABROAD = [Turn("customer", "Do you ship internationally?")]
         ("How long do I have to let you know?", True),
         ("How do I reset my password?", False),
         ("Thanks, that helps!", False),  # asks nothing
+        ("Ok, how long till someone gets back to me please?", True),
+        # asks about nothing said before
+        ("What can you do?", False),
+        ("Who are you?", False),
+        ("How are you?", False),
     ],
 )
 def test_a_bare_follow_up_names_no_subject_of_its_own(message: str, bare: bool) -> None:
@@ -85,6 +90,24 @@ def test_a_run_of_follow_ups_keeps_the_conversation_s_subject(knowledge: Knowled
     )
     assert found.hits[0].entry.id == ABROAD
     assert found.standalone.text.startswith("Do you ship internationally? How long does it take?")
+
+
+def test_a_long_run_of_follow_ups_still_has_its_subject(knowledge: KnowledgeBase) -> None:
+    bare = ["How long does it take?", "How much does it cost?", "Is that possible?", "Why is it?"]
+    history = [*SHIPPED_ABROAD, *(Turn("customer", text) for text in bare)]
+    found = retrieve(
+        message="And who pays the duties?",
+        history=history,
+        knowledge=knowledge,
+        method=ContextMethod.HYBRID,
+        k=3,
+    )
+    assert found.hits[0].entry.id == ABROAD
+    # the subject, then the last three of the run
+    assert found.standalone.text == (
+        "Do you ship internationally? How much does it cost? Is that possible? Why is it? "
+        "And who pays the duties?"
+    )
 
 
 def test_a_new_subject_ends_the_run(knowledge: KnowledgeBase) -> None:
