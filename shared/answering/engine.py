@@ -230,7 +230,8 @@ def retrieve(
         hits = abroad_first(hits, knowledge, query_vector)
     elif named:
         hits = naming_first(hits, named)
-    elif ABROAD.search(standalone.text if standalone.rewritten else message):
+    # The earlier turns count only where the message means what they asked about.
+    elif ABROAD.search(standalone.text if standalone.rewritten or standalone.bare else message):
         hits = speaks_of_abroad_first(hits, knowledge, query_vector)
     # "How much does it cost?" after "Do you ship internationally?" is about abroad too; and a
     # place the base speaks of is answered from what it says of that place alone.

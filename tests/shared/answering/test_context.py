@@ -92,6 +92,22 @@ def test_a_run_of_follow_ups_keeps_the_conversation_s_subject(knowledge: Knowled
     assert found.standalone.text.startswith("Do you ship internationally? How long does it take?")
 
 
+def test_a_bare_follow_up_about_abroad_gets_what_the_base_says_of_abroad(
+    knowledge: KnowledgeBase,
+) -> None:
+    # The price list says nothing of other countries: not an answer to what shipping abroad costs.
+    history = [*SHIPPED_ABROAD, Turn("customer", "How long does it take?")]
+    found = retrieve(
+        message="How much does it cost?",
+        history=history,
+        knowledge=knowledge,
+        method=ContextMethod.HYBRID,
+        k=3,
+    )
+    assert found.standalone.bare and found.abroad
+    assert found.hits[0].entry.id == ABROAD
+
+
 def test_a_long_run_of_follow_ups_still_has_its_subject(knowledge: KnowledgeBase) -> None:
     bare = ["How long does it take?", "How much does it cost?", "Is that possible?", "Why is it?"]
     history = [*SHIPPED_ABROAD, *(Turn("customer", text) for text in bare)]
