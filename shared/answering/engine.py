@@ -179,6 +179,33 @@ def naming_first(hits: list[SearchHit], places: list[str]) -> list[SearchHit]:
     return naming + [hit for hit in hits if hit not in naming]
 
 
+RECENT_PLACE_TURNS = 3  # customer messages whose places a follow-up may be about
+# Entries whose questions with their answers are this similar are on the same subject (chosen
+# on knowledge/: shipping times and costs, PO boxes and physical stores are 0.48-0.53 from
+# shipping abroad; warranties, payment methods, returns and support 0.14-0.36).
+SAME_SUBJECT = 0.45
+
+
+def places_text(message: str, history: Sequence[Turn], standalone: StandaloneQuestion) -> str:
+    """The text whose places the message may be about: its own, and for a follow-up the recent
+    customer messages' ("How long does it take?" after "Do you ship to the UK?" and "Do I pay
+    customs?" is about the UK)."""
+    if standalone.rewritten:  # the model put in what the conversation says
+        return standalone.text
+    recent = [turn.text for turn in history if turn.role == "customer"][-RECENT_PLACE_TURNS:]
+    return " ".join([*recent, message])
+
+
+def same_subject(knowledge: KnowledgeBase, first: SearchHit, other: SearchHit) -> bool:
+    """Whether two entries speak of the same subject (shipping times and shipping abroad do; a
+    password reset and shipping abroad do not)."""
+    vectors = knowledge.index.vectors
+    if vectors is None:
+        return False
+    rows = vectors.answers if vectors.answers is not None else vectors.questions
+    return float(rows[first.index] @ rows[other.index]) >= SAME_SUBJECT
+
+
 @dataclass(frozen=True)
 class Retrieval:
     """What a customer message was searched with, and what was found."""
@@ -212,20 +239,28 @@ def retrieve(
         provider=provider,
         message_vector=message_vector,
     )
-    foreign = bool(foreign_places(standalone.text, knowledge, home_country))
+    about = places_text(message, history, standalone)
+    # Places only the earlier turns named: the message may have moved on to another subject.
+    carried = about != message and not standalone.rewritten and not countries_of(message)
+    foreign = bool(foreign_places(about, knowledge, home_country))
+    keyword_only = method is ContextMethod.KEYWORD
+
+    def search(query: str, query_vector: Vector | None) -> list[SearchHit]:
+        return knowledge.search(
+            query,
+            k=k,
+            method=RetrievalMethod.KEYWORD if keyword_only else RetrievalMethod.HYBRID,
+            query_vector=query_vector,
+        )
+
     query = standalone.text
-    query_vector = None if method is ContextMethod.KEYWORD else standalone.vector
+    query_vector = None if keyword_only else standalone.vector
+    hits = found = search(query, query_vector)
     if foreign and query_vector is not None:
         query = f"{query} (international, another country)"
         query_vector = knowledge.embed_query(query)
-    keyword_only = method is ContextMethod.KEYWORD
-    hits = knowledge.search(
-        query,
-        k=k,
-        method=RetrievalMethod.KEYWORD if keyword_only else RetrievalMethod.HYBRID,
-        query_vector=query_vector,
-    )
-    named = places_the_base_names(standalone.text, knowledge)
+        hits = search(query, query_vector)
+    named = places_the_base_names(about, knowledge)
     if foreign:
         hits = abroad_first(hits, knowledge, query_vector)
     elif named:
@@ -233,6 +268,12 @@ def retrieve(
     # The earlier turns count only where the message means what they asked about.
     elif ABROAD.search(standalone.text if standalone.rewritten or standalone.bare else message):
         hits = speaks_of_abroad_first(hits, knowledge, query_vector)
+    # A place the earlier turns named puts first only an entry on the subject of the one found
+    # without it: "How long does shipping take?" after "Do you ship to the UK?" gets what the
+    # base says of shipping abroad, "How do I reset my password?" the password reset.
+    if carried and hits and found and not same_subject(knowledge, found[0], hits[0]):
+        query, query_vector, hits = standalone.text, standalone.vector, found
+        foreign, named = False, []
     # "How much does it cost?" after "Do you ship internationally?" is about abroad too; and a
     # place the base speaks of is answered from what it says of that place alone.
     abroad = (

@@ -108,6 +108,32 @@ def test_a_bare_follow_up_about_abroad_gets_what_the_base_says_of_abroad(
     assert found.hits[0].entry.id == ABROAD
 
 
+def _first_hit(knowledge: KnowledgeBase, *turns: str) -> str:
+    *earlier, message = turns
+    found = retrieve(
+        message=message,
+        history=[Turn("customer", text) for text in earlier],
+        knowledge=knowledge,
+        method=ContextMethod.HYBRID,
+        k=3,
+        home_country="US",
+    )
+    return found.hits[0].entry.id
+
+
+def test_a_follow_up_is_about_the_place_the_conversation_named(knowledge: KnowledgeBase) -> None:
+    # The UK two turns back: the domestic delivery times would be wrong.
+    uk = "Do you ship to the UK?"
+    assert _first_hit(knowledge, uk, "Do I pay customs?", "How long does it take?") == ABROAD
+    assert _first_hit(knowledge, uk, "How long does shipping take?") == ABROAD
+
+
+def test_a_new_subject_is_not_about_the_place_named_before(knowledge: KnowledgeBase) -> None:
+    reset = "payments-and-accounts#i-forgot-my-password-how-do-i-reset-it"
+    assert _first_hit(knowledge, "Do you ship to the UK?", "How do I reset my password?") == reset
+    assert _first_hit(knowledge, "Do you ship to Germany?", "How do I reset my password?") == reset
+
+
 def test_a_long_run_of_follow_ups_still_has_its_subject(knowledge: KnowledgeBase) -> None:
     bare = ["How long does it take?", "How much does it cost?", "Is that possible?", "Why is it?"]
     history = [*SHIPPED_ABROAD, *(Turn("customer", text) for text in bare)]
