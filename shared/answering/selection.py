@@ -17,6 +17,10 @@ LEXICAL_WEIGHT = 0.25  # of the share of the question's terms a unit contains
 MARGIN = 0.15  # a further unit is kept when it scores within this of the best
 MAX_UNITS = 3
 WHOLE_ENTRY_UNITS = 2  # entries this short are given whole
+# A question this close to the entry's own (cosine) is answered by the entry's whole answer: "How
+# do I make a complaint?" is not asked by one of its sentences. No question of bench/data is
+# closer than 0.8 to an entry's question.
+OWN_QUESTION = 0.9
 # The runner-up entry within this of the best one's fused score is a second reading of the question.
 SECOND_READING_MARGIN = 0.05
 
@@ -78,7 +82,9 @@ def select_units(
     allowed = [prefer is None or bool(prefer.search(unit)) for unit in units]
     if not any(allowed):
         allowed = [True] * len(units)
-    if len(units) <= WHOLE_ENTRY_UNITS and all(allowed):
+    if all(allowed) and (
+        len(units) <= WHOLE_ENTRY_UNITS or _asks_its_question(knowledge, hit, query_vector)
+    ):
         return Selection(hit=hit, units=units, scores=[1.0] * len(units))
     scores = _lexical(question, units) * LEXICAL_WEIGHT
     dense = _unit_cosines(knowledge, hit, query_vector)
@@ -109,6 +115,15 @@ def _lexical(question: str, units: list[str]) -> np.ndarray:
     if not terms:
         return np.zeros(len(units))
     return np.array([len(terms & set(unit_terms)) / len(terms) for unit_terms in tokenize(units)])
+
+
+def _asks_its_question(
+    knowledge: KnowledgeBase, hit: SearchHit, query_vector: Vector | None
+) -> bool:
+    vectors = knowledge.index.vectors
+    if query_vector is None or vectors is None:
+        return False
+    return float(vectors.questions[hit.index] @ query_vector) >= OWN_QUESTION
 
 
 def _unit_cosines(

@@ -68,3 +68,11 @@ def test_two_readings_are_each_under_their_entrys_question(knowledge: KnowledgeB
     assert readings_text([one, other]) == (
         f"{one.hit.entry.question}\n{one.text}\n\n{other.hit.entry.question}\n{other.text}"
     )
+
+
+def test_the_entrys_own_question_gets_its_whole_answer(knowledge: KnowledgeBase) -> None:
+    # One of its sentences ("If you are not satisfied with the outcome…") scored best alone.
+    for question in ("How do I make a complaint?", "how do I make a complaint"):
+        selection = _select(knowledge, question)
+        assert selection.hit.entry.id == "contact#how-do-i-make-a-complaint"
+        assert selection.units == selection.hit.entry.units
