@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from shared.answering.context import StandaloneQuestion, standalone_question
+from shared.answering.context import StandaloneQuestion, standalone_question, subject_of
 from shared.answering.handoff import HandoffReason, asks_for_a_person
 from shared.answering.places import countries_of, country_name
 from shared.answering.reuse import (
@@ -34,6 +34,7 @@ from shared.core.config import Settings
 from shared.knowledge import KnowledgeBase, RetrievalMethod, SearchHit
 from shared.knowledge.calibration import Calibration, effective_calibration
 from shared.knowledge.embeddings import Vector
+from shared.knowledge.loader import Entry
 from shared.knowledge.search import says, tokenize
 from shared.llm import LLMProvider, Passage, TokenSink, Turn
 from shared.llm.prompt import instruction_texts
@@ -179,7 +180,7 @@ def naming_first(hits: list[SearchHit], places: list[str]) -> list[SearchHit]:
     return naming + [hit for hit in hits if hit not in naming]
 
 
-RECENT_PLACE_TURNS = 3  # customer messages whose places a follow-up may be about
+RECENT_PLACE_TURNS = 3  # customer messages a bare follow-up may take its place from
 # Entries whose questions with their answers are this similar are on the same subject (chosen
 # on knowledge/: shipping times and costs, PO boxes and physical stores are 0.48-0.53 from
 # shipping abroad; warranties, payment methods, returns and support 0.14-0.36).
@@ -187,13 +188,38 @@ SAME_SUBJECT = 0.45
 
 
 def places_text(message: str, history: Sequence[Turn], standalone: StandaloneQuestion) -> str:
-    """The text whose places the message may be about: its own, and for a follow-up the recent
-    customer messages' ("How long does it take?" after "Do you ship to the UK?" and "Do I pay
-    customs?" is about the UK)."""
-    if standalone.rewritten:  # the model put in what the conversation says
-        return standalone.text
-    recent = [turn.text for turn in history if turn.role == "customer"][-RECENT_PLACE_TURNS:]
-    return " ".join([*recent, message])
+    """The text whose places the message is about: its own when it names one; for a bare
+    follow-up, also the last customer message (of the last three) that named one ("How long
+    does it take?" after "Do you ship to the UK?" and "Do I pay customs?" is about the UK); for
+    another follow-up, the messages it was made standalone with."""
+    if standalone.rewritten or countries_of(message):
+        return standalone.text if standalone.rewritten else message
+    if standalone.bare:
+        recent = [turn.text for turn in history if turn.role == "customer"][-RECENT_PLACE_TURNS:]
+        placed = next((text for text in reversed(recent) if countries_of(text)), None)
+        if placed is not None:
+            return f"{placed} {standalone.text}"
+    return standalone.text
+
+
+def abroad_in_context(
+    message: str,
+    history: Sequence[Turn],
+    standalone: StandaloneQuestion,
+    knowledge: KnowledgeBase,
+    method: RetrievalMethod,
+) -> bool:
+    """Whether the message asks about other countries ("international", "abroad"…): in its own
+    words, or, for a bare follow-up, in those of the earlier turns when what they asked about is
+    answered by an entry that speaks of abroad ("How long does it take?" after "Do you ship
+    internationally?", not after "Can I get a refund if I ordered from overseas?")."""
+    if ABROAD.search(standalone.text if standalone.rewritten else message):
+        return True
+    if not standalone.bare or not ABROAD.search(standalone.text):
+        return False
+    subject = subject_of(history)
+    best = knowledge.search(subject, k=1, method=method) if subject else []
+    return bool(best) and speaks_of_abroad(best[0].entry)
 
 
 def same_subject(knowledge: KnowledgeBase, first: SearchHit, other: SearchHit) -> bool:
@@ -206,6 +232,10 @@ def same_subject(knowledge: KnowledgeBase, first: SearchHit, other: SearchHit) -
     return float(rows[first.index] @ rows[other.index]) >= SAME_SUBJECT
 
 
+def speaks_of_abroad(entry: Entry) -> bool:
+    return any(ABROAD.search(unit) for unit in entry.units)
+
+
 @dataclass(frozen=True)
 class Retrieval:
     """What a customer message was searched with, and what was found."""
@@ -214,7 +244,7 @@ class Retrieval:
     query: str
     query_vector: Vector | None
     hits: list[SearchHit]
-    foreign: bool  # the message names a country the base never names
+    foreign: bool  # it is about a place abroad (see `places_text` for a follow-up)
     # The question, with the turns it was made standalone with, is about other countries.
     abroad: bool = False
 
@@ -240,9 +270,10 @@ def retrieve(
         message_vector=message_vector,
     )
     about = places_text(message, history, standalone)
-    # Places only the earlier turns named: the message may have moved on to another subject.
+    # Places only earlier turns named: the message may have moved on to another subject.
     carried = about != message and not standalone.rewritten and not countries_of(message)
     foreign = bool(foreign_places(about, knowledge, home_country))
+    named = [] if foreign else places_the_base_names(about, knowledge)
     keyword_only = method is ContextMethod.KEYWORD
 
     def search(query: str, query_vector: Vector | None) -> list[SearchHit]:
@@ -254,26 +285,34 @@ def retrieve(
         )
 
     query = standalone.text
-    query_vector = None if keyword_only else standalone.vector
+    query_vector = found_vector = None if keyword_only else standalone.vector
     hits = found = search(query, query_vector)
     if foreign and query_vector is not None:
         query = f"{query} (international, another country)"
         query_vector = knowledge.embed_query(query)
         hits = search(query, query_vector)
-    named = places_the_base_names(about, knowledge)
     if foreign:
         hits = abroad_first(hits, knowledge, query_vector)
     elif named:
         hits = naming_first(hits, named)
-    # The earlier turns count only where the message means what they asked about.
-    elif ABROAD.search(standalone.text if standalone.rewritten or standalone.bare else message):
+    elif abroad_in_context(
+        message,
+        history,
+        standalone,
+        knowledge,
+        RetrievalMethod.KEYWORD if keyword_only else RetrievalMethod.HYBRID,
+    ):
         hits = speaks_of_abroad_first(hits, knowledge, query_vector)
-    # A place the earlier turns named puts first only an entry on the subject of the one found
-    # without it: "How long does shipping take?" after "Do you ship to the UK?" gets what the
-    # base says of shipping abroad, "How do I reset my password?" the password reset.
-    if carried and hits and found and not same_subject(knowledge, found[0], hits[0]):
-        query, query_vector, hits = standalone.text, standalone.vector, found
-        foreign, named = False, []
+    # A place only earlier turns named puts first only an entry that speaks of it, on the
+    # subject of the one found without it: "How long does shipping take?" after "Do you ship to
+    # the UK?" gets what the base says of shipping abroad, "How do I reset my password?" the
+    # password reset.
+    if carried and (foreign or named) and hits and found:
+        first = hits[0].entry
+        speaks = speaks_of_abroad(first) if foreign else any(says(first.text, p) for p in named)
+        if not (speaks and same_subject(knowledge, found[0], hits[0])):
+            query, query_vector, hits = standalone.text, found_vector, found
+            foreign, named = False, []
     # "How much does it cost?" after "Do you ship internationally?" is about abroad too; and a
     # place the base speaks of is answered from what it says of that place alone.
     abroad = (

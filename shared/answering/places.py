@@ -109,13 +109,20 @@ def load_gazetteer() -> int:
     return len(_cities())
 
 
+# "the US", "in the U.S.": in capitals, for "us" is a pronoun.
+_THE_US = re.compile(r"\b(?:the|within|across)\s+U\.?S\.?(?![\w.])")
+
+
 def countries(text: str) -> set[str]:
     """The countries `text` names, by their common names (not inside a state's name: "New
     Mexico" names no country)."""
     plain = f" {plain_words(text)} "
     for region in (*_REGIONS, *_subdivisions()):
         plain = plain.replace(f" {region} ", " ; ")
-    return {common for name, common in _countries().items() if f" {name} " in plain}
+    found = {common for name, common in _countries().items() if f" {name} " in plain}
+    if _THE_US.search(text):
+        found.add(country_name("US") or "United States")
+    return found
 
 
 def cities(text: str) -> dict[str, str]:

@@ -132,6 +132,40 @@ def test_a_new_subject_is_not_about_the_place_named_before(knowledge: KnowledgeB
     reset = "payments-and-accounts#i-forgot-my-password-how-do-i-reset-it"
     assert _first_hit(knowledge, "Do you ship to the UK?", "How do I reset my password?") == reset
     assert _first_hit(knowledge, "Do you ship to Germany?", "How do I reset my password?") == reset
+    # a shipping question, but two turns after the place, with another subject between
+    po_boxes = "orders-and-shipping#do-you-deliver-to-po-boxes"
+    germany = ("Do you ship to Germany?", "How do I create an account?")
+    assert _first_hit(knowledge, *germany, "Do you deliver to PO boxes?") == po_boxes
+
+
+def test_the_last_place_named_is_the_one_meant(knowledge: KnowledgeBase) -> None:
+    # Chicago and the US are at home for the default base's shop: the domestic times.
+    times = "orders-and-shipping#how-long-does-shipping-take"
+    uk, canada = "Do you ship to the UK?", "Do you ship to Canada?"
+    assert _first_hit(knowledge, uk, "What about Chicago?", "How long does it take?") != ABROAD
+    home = "OK, I'll ship it to my address in the US instead."
+    assert _first_hit(knowledge, canada, home, "How long does shipping take?") == times
+
+
+def test_abroad_in_an_earlier_turn_counts_when_it_was_the_subject(
+    knowledge: KnowledgeBase,
+) -> None:
+    refund = "returns-and-refunds#how-long-does-a-refund-take"
+    overseas = "Can I get a refund if I ordered from overseas?"
+    assert _first_hit(knowledge, overseas, "How long does it take?") == refund
+
+
+def test_keyword_retrieval_stays_keyword_when_a_place_is_set_aside(
+    knowledge: KnowledgeBase,
+) -> None:
+    found = retrieve(
+        message="How do I reset my password?",
+        history=[Turn("customer", "Do you ship to the UK?")],
+        knowledge=knowledge,
+        method=ContextMethod.KEYWORD,
+        k=3,
+    )
+    assert found.query_vector is None
 
 
 def test_a_long_run_of_follow_ups_still_has_its_subject(knowledge: KnowledgeBase) -> None:
