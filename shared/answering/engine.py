@@ -13,7 +13,7 @@ import numpy as np
 
 from shared.answering.context import StandaloneQuestion, standalone_question, subject_of
 from shared.answering.handoff import HandoffReason, asks_for_a_person
-from shared.answering.places import countries_of, country_name
+from shared.answering.places import countries_of, country_name, names_a_place, regions_of
 from shared.answering.reuse import (
     CACHE_PROVIDER,
     AnswerLookup,
@@ -180,42 +180,39 @@ def naming_first(hits: list[SearchHit], places: list[str]) -> list[SearchHit]:
     return naming + [hit for hit in hits if hit not in naming]
 
 
-RECENT_PLACE_TURNS = 3  # customer messages a bare follow-up may take its place from
+RECENT_TURNS = 3  # customer messages whose place (or "abroad") a follow-up may be about
 # Entries whose questions with their answers are this similar are on the same subject (chosen
 # on knowledge/: shipping times and costs, PO boxes and physical stores are 0.48-0.53 from
 # shipping abroad; warranties, payment methods, returns and support 0.14-0.36).
 SAME_SUBJECT = 0.45
 
 
+def recent_messages(history: Sequence[Turn]) -> list[str]:
+    """The customer's last `RECENT_TURNS` messages, oldest first."""
+    return [turn.text for turn in history if turn.role == "customer"][-RECENT_TURNS:]
+
+
 def places_text(message: str, history: Sequence[Turn], standalone: StandaloneQuestion) -> str:
-    """The text whose places the message is about: its own when it names one; for a bare
-    follow-up, also the last customer message (of the last three) that named one ("How long
-    does it take?" after "Do you ship to the UK?" and "Do I pay customs?" is about the UK); for
-    another follow-up, the messages it was made standalone with."""
-    if standalone.rewritten or countries_of(message):
-        return standalone.text if standalone.rewritten else message
-    if standalone.bare:
-        recent = [turn.text for turn in history if turn.role == "customer"][-RECENT_PLACE_TURNS:]
-        placed = next((text for text in reversed(recent) if countries_of(text)), None)
-        if placed is not None:
-            return f"{placed} {standalone.text}"
-    return standalone.text
+    """The text whose places the message is about: its own when it names one ("For my order here
+    in Boston…"); for a follow-up that names none, also the last of the customer's recent
+    messages that named one ("How long does it take?" after "Do you ship to the UK?" and "Do I
+    pay customs?" is about the UK)."""
+    if standalone.rewritten:  # the model put in what the conversation says
+        return standalone.text
+    if names_a_place(message):  # with the countries of the states it names ("to Ontario")
+        return " ".join([message, *regions_of(message).values()])
+    placed = next((text for text in reversed(recent_messages(history)) if names_a_place(text)), "")
+    return f"{placed} {standalone.text}".strip()
 
 
-def abroad_in_context(
-    message: str,
-    history: Sequence[Turn],
-    standalone: StandaloneQuestion,
-    knowledge: KnowledgeBase,
-    method: RetrievalMethod,
+def abroad_before(
+    message: str, history: Sequence[Turn], knowledge: KnowledgeBase, method: RetrievalMethod
 ) -> bool:
-    """Whether the message asks about other countries ("international", "abroad"…): in its own
-    words, or, for a bare follow-up, in those of the earlier turns when what they asked about is
+    """Whether a follow-up that does not say so itself is about other countries: the customer's
+    recent messages said "international", "abroad"…, and what the conversation asked about is
     answered by an entry that speaks of abroad ("How long does it take?" after "Do you ship
     internationally?", not after "Can I get a refund if I ordered from overseas?")."""
-    if ABROAD.search(standalone.text if standalone.rewritten else message):
-        return True
-    if not standalone.bare or not ABROAD.search(standalone.text):
+    if ABROAD.search(message) or not any(ABROAD.search(t) for t in recent_messages(history)):
         return False
     subject = subject_of(history)
     best = knowledge.search(subject, k=1, method=method) if subject else []
@@ -224,10 +221,11 @@ def abroad_in_context(
 
 def same_subject(knowledge: KnowledgeBase, first: SearchHit, other: SearchHit) -> bool:
     """Whether two entries speak of the same subject (shipping times and shipping abroad do; a
-    password reset and shipping abroad do not)."""
+    password reset and shipping abroad do not). Without embeddings, taken to be: a domestic
+    figure given for a place abroad would be wrong, an unrelated entry only unhelpful."""
     vectors = knowledge.index.vectors
     if vectors is None:
-        return False
+        return True
     rows = vectors.answers if vectors.answers is not None else vectors.questions
     return float(rows[first.index] @ rows[other.index]) >= SAME_SUBJECT
 
@@ -271,18 +269,14 @@ def retrieve(
     )
     about = places_text(message, history, standalone)
     # Places only earlier turns named: the message may have moved on to another subject.
-    carried = about != message and not standalone.rewritten and not countries_of(message)
+    carried = not (standalone.rewritten or names_a_place(message)) and about != message
     foreign = bool(foreign_places(about, knowledge, home_country))
     named = [] if foreign else places_the_base_names(about, knowledge)
     keyword_only = method is ContextMethod.KEYWORD
+    retrieval = RetrievalMethod.KEYWORD if keyword_only else RetrievalMethod.HYBRID
 
     def search(query: str, query_vector: Vector | None) -> list[SearchHit]:
-        return knowledge.search(
-            query,
-            k=k,
-            method=RetrievalMethod.KEYWORD if keyword_only else RetrievalMethod.HYBRID,
-            query_vector=query_vector,
-        )
+        return knowledge.search(query, k=k, method=retrieval, query_vector=query_vector)
 
     query = standalone.text
     query_vector = found_vector = None if keyword_only else standalone.vector
@@ -291,32 +285,37 @@ def retrieve(
         query = f"{query} (international, another country)"
         query_vector = knowledge.embed_query(query)
         hits = search(query, query_vector)
+    says_abroad = bool(ABROAD.search(standalone.text if standalone.rewritten else message))
+    abroad_earlier = (
+        not (foreign or named or says_abroad or standalone.rewritten)
+        and bool(history)
+        and abroad_before(message, history, knowledge, retrieval)
+    )
     if foreign:
         hits = abroad_first(hits, knowledge, query_vector)
     elif named:
         hits = naming_first(hits, named)
-    elif abroad_in_context(
-        message,
-        history,
-        standalone,
-        knowledge,
-        RetrievalMethod.KEYWORD if keyword_only else RetrievalMethod.HYBRID,
-    ):
+    elif says_abroad or abroad_earlier:
         hits = speaks_of_abroad_first(hits, knowledge, query_vector)
-    # A place only earlier turns named puts first only an entry that speaks of it, on the
-    # subject of the one found without it: "How long does shipping take?" after "Do you ship to
-    # the UK?" gets what the base says of shipping abroad, "How do I reset my password?" the
-    # password reset.
-    if carried and (foreign or named) and hits and found:
+    # What only earlier turns said puts first only an entry that speaks of it, on the subject of
+    # the one found without it: "How long does shipping take?" after "Do you ship to the UK?"
+    # gets what the base says of shipping abroad, "How do I reset my password?" the password
+    # reset.
+    if ((carried and (foreign or named)) or abroad_earlier) and hits and found:
         first = hits[0].entry
-        speaks = speaks_of_abroad(first) if foreign else any(says(first.text, p) for p in named)
+        speaks = speaks_of_abroad(first) if foreign or abroad_earlier else (
+            any(says(first.text, place) for place in named)
+        )  # fmt: skip
         if not (speaks and same_subject(knowledge, found[0], hits[0])):
             query, query_vector, hits = standalone.text, found_vector, found
-            foreign, named = False, []
+            foreign, named, abroad_earlier = False, [], False
     # "How much does it cost?" after "Do you ship internationally?" is about abroad too; and a
     # place the base speaks of is answered from what it says of that place alone.
     abroad = (
-        foreign or bool(named) or bool(ABROAD.search(message) or ABROAD.search(standalone.text))
+        foreign
+        or bool(named)
+        or abroad_earlier
+        or bool(ABROAD.search(message) or ABROAD.search(standalone.text))
     )
     return Retrieval(standalone, query, query_vector, hits, foreign, abroad)
 

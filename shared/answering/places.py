@@ -109,20 +109,13 @@ def load_gazetteer() -> int:
     return len(_cities())
 
 
-# "the US", "in the U.S.": in capitals, for "us" is a pronoun.
-_THE_US = re.compile(r"\b(?:the|within|across)\s+U\.?S\.?(?![\w.])")
-
-
 def countries(text: str) -> set[str]:
     """The countries `text` names, by their common names (not inside a state's name: "New
     Mexico" names no country)."""
     plain = f" {plain_words(text)} "
     for region in (*_REGIONS, *_subdivisions()):
         plain = plain.replace(f" {region} ", " ; ")
-    found = {common for name, common in _countries().items() if f" {name} " in plain}
-    if _THE_US.search(text):
-        found.add(country_name("US") or "United States")
-    return found
+    return {common for name, common in _countries().items() if f" {name} " in plain}
 
 
 def cities(text: str) -> dict[str, str]:
@@ -148,3 +141,45 @@ def places(text: str) -> set[str]:
 def countries_of(text: str) -> dict[str, str]:
     """Each place `text` names, with the country it is in (a country: itself)."""
     return {country: country for country in countries(text)} | cities(text)
+
+
+# "to the US", "within the U.S.": "US" in capitals (for "us" is a pronoun) after a word of place
+# ("the US sizes" says where nothing goes).
+_TO_THE_US = re.compile(
+    r"(?i:\b(?:to|in|into|from|within|across|inside|outside|throughout)\s+the\s+)"
+    r"U\.?S\.?(?![\w.$])"
+)
+
+
+@cache
+def _subdivision_countries() -> dict[str, str]:
+    """Plain names of the states and provinces of `_SUBDIVISION_COUNTRIES` to their country."""
+    get = pycountry.subdivisions.get
+    return {
+        plain_words(subdivision.name): country_name(code) or code
+        for code in _SUBDIVISION_COUNTRIES
+        for subdivision in get(country_code=code) or ()  # type: ignore[no-untyped-call]
+    }
+
+
+def regions_of(text: str) -> dict[str, str]:
+    """The places `text` names that are not countries or cities, each with its country: a state
+    or province after "to", "in", "from"… ("to Ontario": Canada), the United States as "the US"."""
+    words = plain_words(text).split()
+    found: dict[str, str] = {}
+    for i, word in enumerate(words):
+        if word not in _BEFORE_A_CITY:
+            continue
+        for length in range(_CITY_WORDS, 0, -1):
+            name = " ".join(words[i + 1 : i + 1 + length])
+            if (country := _subdivision_countries().get(name)) is not None:
+                found[name] = country
+                break
+    if _TO_THE_US.search(text):
+        found["the US"] = country_name("US") or "United States"
+    return found
+
+
+def names_a_place(text: str) -> bool:
+    """Whether `text` names a country, a city, a state or province, or "the US"."""
+    return bool(countries_of(text) or regions_of(text))

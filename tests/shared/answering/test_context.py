@@ -132,10 +132,29 @@ def test_a_new_subject_is_not_about_the_place_named_before(knowledge: KnowledgeB
     reset = "payments-and-accounts#i-forgot-my-password-how-do-i-reset-it"
     assert _first_hit(knowledge, "Do you ship to the UK?", "How do I reset my password?") == reset
     assert _first_hit(knowledge, "Do you ship to Germany?", "How do I reset my password?") == reset
-    # a shipping question, but two turns after the place, with another subject between
-    po_boxes = "orders-and-shipping#do-you-deliver-to-po-boxes"
+    delete = "payments-and-accounts#how-do-i-delete-my-account"
     germany = ("Do you ship to Germany?", "How do I create an account?")
-    assert _first_hit(knowledge, *germany, "Do you deliver to PO boxes?") == po_boxes
+    assert _first_hit(knowledge, *germany, "How do I delete my account?") == delete
+
+
+def test_a_destination_named_before_holds_across_the_conversation(
+    knowledge: KnowledgeBase,
+) -> None:
+    uk = "Do you ship to the UK?"
+    assert _first_hit(knowledge, uk, "Do I pay customs?", "How much does shipping cost?") == ABROAD
+    germany = ("Do you ship to Germany?", "How long does shipping take?")
+    assert _first_hit(knowledge, *germany, "And express?") == ABROAD
+    sizes = "Are your sizes the US sizes?"  # says where nothing goes
+    assert _first_hit(knowledge, uk, sizes, "How long does it take?") == ABROAD
+    abroad = "Do you ship internationally?"
+    assert _first_hit(knowledge, abroad, "Do I pay customs?", "How long does it take?") == ABROAD
+
+
+def test_a_state_is_in_its_country(knowledge: KnowledgeBase) -> None:
+    canada = "Do you ship to Canada?"
+    assert _first_hit(knowledge, canada, "How long does it take to Ontario?") == ABROAD
+    times = "orders-and-shipping#how-long-does-shipping-take"
+    assert _first_hit(knowledge, canada, "I meant to Texas, how long does it take?") == times
 
 
 def test_the_last_place_named_is_the_one_meant(knowledge: KnowledgeBase) -> None:
