@@ -38,6 +38,9 @@ class CachedAnswerRow(Base):
     model: Mapped[str] = mapped_column(String(128))
     sources: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
     knowledge_version: Mapped[str] = mapped_column(String(32))
+    # The code that answered (`shared.answering.reuse.ENGINE_REVISION`); rows from before there
+    # was one have "" and are never given again for the same words.
+    engine_revision: Mapped[str] = mapped_column(String(16), server_default="")
     confidence: Mapped[float] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 

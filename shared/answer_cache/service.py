@@ -25,7 +25,13 @@ from sqlalchemy.orm import Session, lazyload, sessionmaker
 
 from shared.answer_cache.models import CachedAnswerEntry, CachedAnswerRow
 from shared.answering.engine import Answer, AnswerOrigin
-from shared.answering.reuse import CachedAnswer, CacheKey, entry_digest, normalise
+from shared.answering.reuse import (
+    ENGINE_REVISION,
+    CachedAnswer,
+    CacheKey,
+    entry_digest,
+    normalise,
+)
 from shared.core.db import read_scope
 from shared.knowledge import KnowledgeBase
 from shared.questions.models import Question
@@ -208,16 +214,18 @@ def find_repeated(
     for_share: bool = False,
 ) -> CachedAnswer | None:
     """The newest cached answer to `question` (normalised) retrieved with `context_method` from
-    this knowledge version: retrieval and selection would give exactly what they gave then, so
-    nothing needs computing. The version is a hash of every entry's content, so the entries the
-    answer cites are unchanged too (no digest to compare). `for_share`: the row cannot be
-    removed before the session's transaction ends (PostgreSQL; SQLite's writer holds its lock)."""
+    this knowledge version by this revision of the code: retrieval and selection would give
+    exactly what they gave then, so nothing needs computing. The version is a hash of every
+    entry's content, so the entries the answer cites are unchanged too (no digest to compare).
+    `for_share`: the row cannot be removed before the session's transaction ends (PostgreSQL;
+    SQLite's writer holds its lock)."""
     query = (
         select(CachedAnswerRow)
         .options(lazyload(CachedAnswerRow.entries))  # not needed: no second query
         .where(
             CachedAnswerRow.question == question,
             CachedAnswerRow.knowledge_version == knowledge.version,
+            CachedAnswerRow.engine_revision == ENGINE_REVISION,
             CachedAnswerRow.context_method == context_method,
         )
         .order_by(CachedAnswerRow.id.desc())
@@ -358,6 +366,7 @@ def store(*, session: Session, question_id: str, answer: Answer, max_entries: in
         model=answer.model,
         sources=answer.sources,
         knowledge_version=answer.knowledge_version,
+        engine_revision=ENGINE_REVISION,
         confidence=answer.confidence,
         entries=[
             CachedAnswerEntry(entry_id=entry_id, digest=entry_hash)

@@ -5,12 +5,31 @@ statements selected from it, and the content of every entry it cites."""
 import hashlib
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 from shared.knowledge import Entry
 
 CACHE_PROVIDER = "cache"  # the `provider` of an answer given again from the cache
 _NON_WORD = re.compile(r"[^\w]+")
+# The code that turns a question into an answer: retrieval, selection, checks, prompts.
+_ANSWERING_CODE = ("answering", "knowledge", "llm")
+
+
+def _engine_revision() -> str:
+    """A digest of the code that answers (`_ANSWERING_CODE`): an answer cached by another
+    revision is not given again for the same words, which skip retrieval and selection (a
+    release that fixes an answer must not keep giving the old one)."""
+    shared = Path(__file__).resolve().parents[1]
+    code = hashlib.sha256()
+    for folder in _ANSWERING_CODE:
+        for file in sorted((shared / folder).glob("*.py")):
+            code.update(file.name.encode())
+            code.update(file.read_bytes())
+    return code.hexdigest()[:16]
+
+
+ENGINE_REVISION = _engine_revision()
 
 
 def normalise(question: str) -> str:

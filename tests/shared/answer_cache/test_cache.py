@@ -246,6 +246,22 @@ def test_the_same_words_are_found_only_for_the_knowledge_version_they_were_answe
         assert stale.find(session, question, "hybrid", base=edited) is None
 
 
+def test_the_same_words_are_found_only_for_the_code_that_answered_them(
+    sessions: sessionmaker[Session], knowledge: KnowledgeBase
+) -> None:
+    # A release that fixes an answer must not keep giving the old one for the same words.
+    Asker(sessions, knowledge).ask("How long does standard shipping take?")
+    same_words = SameWords(CachedQuestions(sessions), lambda: knowledge, min_confidence=0.0)
+    question = "how long does standard shipping take?"
+    with read_scope(sessions) as session:
+        assert same_words.find(session, question, "hybrid", base=knowledge) is not None
+    with session_scope(sessions) as session:  # as a row kept by an earlier release
+        for row in session.scalars(select(CachedAnswerRow)):
+            row.engine_revision = "an-earlier-one"
+    with read_scope(sessions) as session:
+        assert same_words.find(session, question, "hybrid", base=knowledge) is None
+
+
 def test_an_api_process_looks_up_only_the_words_the_cache_holds(
     sessions: sessionmaker[Session], knowledge: KnowledgeBase
 ) -> None:
