@@ -125,7 +125,9 @@ def abroad_first(
 ) -> list[SearchHit]:
     """For a question about a foreign place: the entries ranked by what they say of other
     countries (their statements that speak of abroad, by similarity to the question), so that
-    a domestic delivery time is never given for it; entries that say nothing of it last."""
+    a domestic delivery time is never given for it; entries that say nothing of it last.
+    Without embeddings, the entries that say most of it first (one line pointing elsewhere,
+    "International delivery times are listed separately", says little)."""
 
     def abroad(hit: SearchHit) -> float:
         statements = [s for s in hit.entry.units if ABROAD.search(s)]
@@ -133,7 +135,7 @@ def abroad_first(
             return -1.0
         cosines = knowledge.index.unit_cosines(query_vector) if query_vector is not None else None
         if cosines is None:
-            return 0.0
+            return float(len(statements))
         rows = knowledge.unit_rows(hit.index)
         return max(
             float(cosines[row])
@@ -281,9 +283,9 @@ def retrieve(
     query = standalone.text
     query_vector = found_vector = None if keyword_only else standalone.vector
     hits = found = search(query, query_vector)
-    if foreign and query_vector is not None:
+    if foreign:  # what the base says of other countries, in its words
         query = f"{query} (international, another country)"
-        query_vector = knowledge.embed_query(query)
+        query_vector = knowledge.embed_query(query) if query_vector is not None else None
         hits = search(query, query_vector)
     says_abroad = bool(ABROAD.search(standalone.text if standalone.rewritten else message))
     abroad_earlier = (

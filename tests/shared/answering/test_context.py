@@ -242,3 +242,17 @@ def test_a_failed_rewrite_falls_back_to_mixing(knowledge: KnowledgeBase) -> None
     )
     assert not found.rewritten and found.vector is not None
     assert knowledge.search(found.text, k=1, query_vector=found.vector)[0].entry.id == ABROAD
+
+
+def test_keyword_retrieval_answers_a_place_abroad_from_what_the_base_says_of_abroad(
+    knowledge: KnowledgeBase,
+) -> None:
+    found = retrieve(
+        message="How long does shipping to Germany take?",
+        history=[],
+        knowledge=knowledge,
+        method=ContextMethod.KEYWORD,
+        k=3,
+        home_country="US",
+    )
+    assert found.hits[0].entry.id == ABROAD
