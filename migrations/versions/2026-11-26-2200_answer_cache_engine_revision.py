@@ -25,5 +25,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("answer_cache") as batch:
-        batch.drop_column("engine_revision")
+    # Not a batch rebuild: on SQLite that drops the table (its cited entries cascade away) and
+    # its AUTOINCREMENT sequence. SQLite 3.35 and later drop a column in place.
+    op.drop_column("answer_cache", "engine_revision")

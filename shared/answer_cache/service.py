@@ -107,6 +107,7 @@ class AnswerCache:
             and indexed.question == row.question
             and indexed.entry_id == row.entry_id
             and indexed.statements == row.statements
+            and row.engine_revision == ENGINE_REVISION
         )
 
     def _candidates(self, key: CacheKey) -> list[int]:
@@ -150,7 +151,10 @@ class AnswerCache:
             CachedAnswerRow.statements,
             CachedAnswerRow.anchors,
             CachedAnswerRow.origin,
-        ).where(CachedAnswerRow.id > self._seen - REREAD_IDS)
+        ).where(
+            CachedAnswerRow.id > self._seen - REREAD_IDS,
+            CachedAnswerRow.engine_revision == ENGINE_REVISION,  # another release's: never given
+        )
         for row in session.execute(query):
             self._seen = max(self._seen, row.id)
             if row.id in self._rows:
@@ -274,7 +278,8 @@ class CachedQuestions:
             full = now - self._loaded_at >= FULL_RELOAD_SECONDS  # also forgets removed rows
             seen = 0 if full else self._seen
             query = select(CachedAnswerRow.id, CachedAnswerRow.question).where(
-                CachedAnswerRow.id > seen - REREAD_IDS
+                CachedAnswerRow.id > seen - REREAD_IDS,
+                CachedAnswerRow.engine_revision == ENGINE_REVISION,
             )
             with read_scope(self.sessions) as session:
                 rows = session.execute(query).all()

@@ -5,6 +5,7 @@ statements selected from it, and the content of every entry it cites."""
 import hashlib
 import re
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -12,20 +13,35 @@ from shared.knowledge import Entry
 
 CACHE_PROVIDER = "cache"  # the `provider` of an answer given again from the cache
 _NON_WORD = re.compile(r"[^\w]+")
-# The code that turns a question into an answer: retrieval, selection, checks, prompts.
+# The code and data that turn a question into an answer: retrieval, selection, checks, prompts,
+# the settings' defaults.
 _ANSWERING_CODE = ("answering", "knowledge", "llm")
+_ANSWERING_FILES = ("core/config.py",)
+_SOURCES = (".py", ".jsonl", ".json")
 
 
 def _engine_revision() -> str:
-    """A digest of the code that answers (`_ANSWERING_CODE`): an answer cached by another
-    revision is not given again for the same words, which skip retrieval and selection (a
-    release that fixes an answer must not keep giving the old one)."""
+    """A digest of what answers (`_ANSWERING_CODE` with their data, `_ANSWERING_FILES`): an answer
+    cached by another revision is never given again (a release that fixes an answer must not
+    keep giving the old one). Line endings aside, so that a checkout on Windows agrees."""
     shared = Path(__file__).resolve().parents[1]
+    files = sorted(
+        [
+            *(f for folder in _ANSWERING_CODE for f in (shared / folder).rglob("*") if f.is_file()),
+            *(shared / name for name in _ANSWERING_FILES),
+        ]
+    )
+    files = [f for f in files if f.suffix in _SOURCES and "__pycache__" not in f.parts]
+    if not files:  # installed without its sources: the release's version has to do
+        try:
+            return f"v{metadata.version('support-assistant')}"[:16]
+        except metadata.PackageNotFoundError:
+            return "unknown"
     code = hashlib.sha256()
-    for folder in _ANSWERING_CODE:
-        for file in sorted((shared / folder).glob("*.py")):
-            code.update(file.name.encode())
-            code.update(file.read_bytes())
+    for file in files:
+        content = file.read_bytes().replace(b"\r\n", b"\n")
+        code.update(f"{file.relative_to(shared)}\0{len(content)}\0".encode())
+        code.update(content)
     return code.hexdigest()[:16]
 
 

@@ -19,7 +19,7 @@ from shared.answer_cache.service import (
     store,
 )
 from shared.answering.engine import Answer, AnswerAction, answer_question
-from shared.answering.reuse import normalise
+from shared.answering.reuse import CACHE_PROVIDER, normalise
 from shared.core.config import ProviderName, Settings
 from shared.core.db import create_db_engine, create_session_factory, read_scope, session_scope
 from shared.knowledge import Entry, KnowledgeBase
@@ -260,6 +260,9 @@ def test_the_same_words_are_found_only_for_the_code_that_answered_them(
             row.engine_revision = "an-earlier-one"
     with read_scope(sessions) as session:
         assert same_words.find(session, question, "hybrid", base=knowledge) is None
+    # nor by a worker (its index of equivalent questions never holds the row)
+    answer, _ = Asker(sessions, knowledge).ask("How long does standard shipping take?")
+    assert answer.provider != CACHE_PROVIDER and answer.cached_from is None
 
 
 def test_an_api_process_looks_up_only_the_words_the_cache_holds(
