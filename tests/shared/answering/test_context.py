@@ -256,3 +256,13 @@ def test_keyword_retrieval_answers_a_place_abroad_from_what_the_base_says_of_abr
         home_country="US",
     )
     assert found.hits[0].entry.id == ABROAD
+    # and only a question the international entry is about at all
+    found = retrieve(
+        message="How do I reset my password from Germany?",
+        history=[],
+        knowledge=knowledge,
+        method=ContextMethod.KEYWORD,
+        k=3,
+        home_country="US",
+    )
+    assert found.hits[0].entry.id == "payments-and-accounts#i-forgot-my-password-how-do-i-reset-it"
