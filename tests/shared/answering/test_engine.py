@@ -6,12 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from shared.answering.engine import (
-    AnswerAction,
-    AnswerOrigin,
-    answer_question,
-    foreign_places,
-)
+from shared.answering.abroad import foreign_places
+from shared.answering.engine import AnswerAction, AnswerOrigin, answer_question
 from shared.answering.selection import SECOND_READING_MARGIN
 from shared.answering.verification import ECHO_WORDS
 from shared.core.config import PROJECT_ROOT, ProviderName, Settings
