@@ -96,8 +96,6 @@ class StandaloneQuestion:
     text: str  # what was retrieved with, as recorded with the answer
     vector: Vector | None  # the retrieval vector (None: computed from `text`)
     rewritten: bool = False  # by a model
-    # The message names nothing of its own: it means what the earlier turns asked about.
-    bare: bool = False
 
 
 def standalone_question(
@@ -124,11 +122,10 @@ def standalone_question(
             if 3 <= len(rewritten) <= 500:
                 return StandaloneQuestion(rewritten, knowledge.embed_query(rewritten), True)
     text = f"{earlier} {message}"
-    bare = bare_follow_up(message)
     own = message_vector
     if own is None:
-        return StandaloneQuestion(text, None, bare=bare)
-    if bare:
+        return StandaloneQuestion(text, None)
+    if bare_follow_up(message):
         weight = EARLIER_WEIGHT_BARE
     else:
         hits = knowledge.search(message, k=1, query_vector=own)
@@ -136,5 +133,4 @@ def standalone_question(
         weight = EARLIER_WEIGHT_SELF_CONTAINED if alone else EARLIER_WEIGHT_ELLIPTICAL
     before = knowledge.embed_query(earlier)
     mixed = own + weight * before if before is not None else own
-    vector = np.asarray(mixed / np.linalg.norm(mixed), dtype=np.float32)
-    return StandaloneQuestion(text, vector, bare=bare)
+    return StandaloneQuestion(text, np.asarray(mixed / np.linalg.norm(mixed), dtype=np.float32))

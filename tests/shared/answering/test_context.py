@@ -1,18 +1,35 @@
 """Follow-ups made standalone: by the model where it can rewrite, by mixing vectors where not."""
 
+from collections.abc import Sequence
+
 import httpx
 import pytest
 
 from shared.answering.context import bare_follow_up, standalone_question
-from shared.answering.engine import ContextMethod, retrieve
+from shared.answering.engine import ContextMethod, Retrieval, retrieve
 from shared.knowledge import KnowledgeBase
-from shared.llm import Turn
+from shared.llm import LLMProvider, Turn
 from shared.llm.extractive import ExtractiveProvider
 from shared.llm.ollama import OllamaProvider
 from tests.support.ollama import ScriptedOllama
 
 ABROAD = "orders-and-shipping#do-you-ship-internationally"
 SHIPPED_ABROAD = [Turn("customer", "Do you ship internationally?")]
+
+
+def _retrieve(
+    knowledge: KnowledgeBase,
+    message: str,
+    *,
+    history: Sequence[Turn] = (),
+    method: ContextMethod = ContextMethod.HYBRID,
+    provider: LLMProvider | None = None,
+) -> Retrieval:
+    """The message retrieved as the engine does, for a shop in the United States."""
+    return retrieve(
+        message=message, history=history, knowledge=knowledge, method=method, k=3,
+        provider=provider, home_country="US",
+    )  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -47,13 +64,8 @@ def test_a_first_message_is_its_own_question(knowledge: KnowledgeBase) -> None:
 
 def test_a_follow_up_is_retrieved_with_the_turn_before_it(knowledge: KnowledgeBase) -> None:
     alone = knowledge.search("How long does it take?", k=1)
-    found = retrieve(
-        message="How long does it take?",
-        history=SHIPPED_ABROAD,
-        knowledge=knowledge,
-        method=ContextMethod.HYBRID,
-        k=3,
-        provider=ExtractiveProvider(),
+    found = _retrieve(
+        knowledge, "How long does it take?", history=SHIPPED_ABROAD, provider=ExtractiveProvider()
     )
     assert alone[0].entry.id != ABROAD  # the message alone means nothing in particular
     assert found.hits[0].entry.id == ABROAD
@@ -63,13 +75,7 @@ def test_a_follow_up_is_retrieved_with_the_turn_before_it(knowledge: KnowledgeBa
 def test_a_new_question_in_the_same_conversation_is_not_dragged_back(
     knowledge: KnowledgeBase,
 ) -> None:
-    found = retrieve(
-        message="How do I reset my password?",
-        history=SHIPPED_ABROAD,
-        knowledge=knowledge,
-        method=ContextMethod.HYBRID,
-        k=3,
-    )
+    found = _retrieve(knowledge, "How do I reset my password?", history=SHIPPED_ABROAD)
     assert "password" in found.hits[0].entry.id
 
 
@@ -81,13 +87,7 @@ def test_a_run_of_follow_ups_keeps_the_conversation_s_subject(knowledge: Knowled
         Turn("customer", "How long does it take?"),
         Turn("assistant", "International delivery usually takes 7-14 business days."),
     ]
-    found = retrieve(
-        message="And who pays the duties?",
-        history=history,
-        knowledge=knowledge,
-        method=ContextMethod.HYBRID,
-        k=3,
-    )
+    found = _retrieve(knowledge, "And who pays the duties?", history=history)
     assert found.hits[0].entry.id == ABROAD
     assert found.standalone.text.startswith("Do you ship internationally? How long does it take?")
 
@@ -97,27 +97,14 @@ def test_a_bare_follow_up_about_abroad_gets_what_the_base_says_of_abroad(
 ) -> None:
     # The price list says nothing of other countries: not an answer to what shipping abroad costs.
     history = [*SHIPPED_ABROAD, Turn("customer", "How long does it take?")]
-    found = retrieve(
-        message="How much does it cost?",
-        history=history,
-        knowledge=knowledge,
-        method=ContextMethod.HYBRID,
-        k=3,
-    )
-    assert found.standalone.bare and found.abroad
+    found = _retrieve(knowledge, "How much does it cost?", history=history)
+    assert found.abroad
     assert found.hits[0].entry.id == ABROAD
 
 
 def _first_hit(knowledge: KnowledgeBase, *turns: str) -> str:
     *earlier, message = turns
-    found = retrieve(
-        message=message,
-        history=[Turn("customer", text) for text in earlier],
-        knowledge=knowledge,
-        method=ContextMethod.HYBRID,
-        k=3,
-        home_country="US",
-    )
+    found = _retrieve(knowledge, message, history=[Turn("customer", text) for text in earlier])
     return found.hits[0].entry.id
 
 
@@ -177,12 +164,11 @@ def test_abroad_in_an_earlier_turn_counts_when_it_was_the_subject(
 def test_keyword_retrieval_stays_keyword_when_a_place_is_set_aside(
     knowledge: KnowledgeBase,
 ) -> None:
-    found = retrieve(
-        message="How do I reset my password?",
+    found = _retrieve(
+        knowledge,
+        "How do I reset my password?",
         history=[Turn("customer", "Do you ship to the UK?")],
-        knowledge=knowledge,
         method=ContextMethod.KEYWORD,
-        k=3,
     )
     assert found.query_vector is None
 
@@ -190,13 +176,7 @@ def test_keyword_retrieval_stays_keyword_when_a_place_is_set_aside(
 def test_a_long_run_of_follow_ups_still_has_its_subject(knowledge: KnowledgeBase) -> None:
     bare = ["How long does it take?", "How much does it cost?", "Is that possible?", "Why is it?"]
     history = [*SHIPPED_ABROAD, *(Turn("customer", text) for text in bare)]
-    found = retrieve(
-        message="And who pays the duties?",
-        history=history,
-        knowledge=knowledge,
-        method=ContextMethod.HYBRID,
-        k=3,
-    )
+    found = _retrieve(knowledge, "And who pays the duties?", history=history)
     assert found.hits[0].entry.id == ABROAD
     # the subject, then the last three of the run
     assert found.standalone.text == (
@@ -215,13 +195,8 @@ def test_a_new_subject_ends_the_run(knowledge: KnowledgeBase) -> None:
 
 def test_a_model_that_can_rewrites_the_follow_up(knowledge: KnowledgeBase) -> None:
     script = ScriptedOllama("How long does international shipping take?")
-    found = retrieve(
-        message="How long does it take?",
-        history=SHIPPED_ABROAD,
-        knowledge=knowledge,
-        method=ContextMethod.HYBRID,
-        k=3,
-        provider=script.provider(),
+    found = _retrieve(
+        knowledge, "How long does it take?", history=SHIPPED_ABROAD, provider=script.provider()
     )
     assert found.standalone.rewritten
     assert found.standalone.text == "How long does international shipping take?"
@@ -247,22 +222,12 @@ def test_a_failed_rewrite_falls_back_to_mixing(knowledge: KnowledgeBase) -> None
 def test_keyword_retrieval_answers_a_place_abroad_from_what_the_base_says_of_abroad(
     knowledge: KnowledgeBase,
 ) -> None:
-    found = retrieve(
-        message="How long does shipping to Germany take?",
-        history=[],
-        knowledge=knowledge,
-        method=ContextMethod.KEYWORD,
-        k=3,
-        home_country="US",
+    found = _retrieve(
+        knowledge, "How long does shipping to Germany take?", method=ContextMethod.KEYWORD
     )
     assert found.hits[0].entry.id == ABROAD
     # and only a question the international entry is about at all
-    found = retrieve(
-        message="How do I reset my password from Germany?",
-        history=[],
-        knowledge=knowledge,
-        method=ContextMethod.KEYWORD,
-        k=3,
-        home_country="US",
+    found = _retrieve(
+        knowledge, "How do I reset my password from Germany?", method=ContextMethod.KEYWORD
     )
     assert found.hits[0].entry.id == "payments-and-accounts#i-forgot-my-password-how-do-i-reset-it"
