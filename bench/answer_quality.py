@@ -262,7 +262,7 @@ def main() -> int:
         default=["embedded", "extractive"],
         choices=["embedded", "extractive", "openai", "ollama"],
     )
-    parser.add_argument("--split", default="test", choices=["test", "tune", "all"])
+    parser.add_argument("--split", default="test", choices=["test", "tune", "fresh", "all"])
     parser.add_argument("--openai-gguf", type=Path, help="GGUF for llama_cpp.server")
     parser.add_argument("--show", action="store_true", help="print every answer")
     args = parser.parse_args()

@@ -33,7 +33,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--split", default="test", choices=["test", "tune", "all"])
+    parser.add_argument("--split", default="test", choices=["test", "tune", "fresh", "all"])
     args = parser.parse_args()
     stackfaq = EVAL_DIR / "stackfaq"
     if not stackfaq.exists():
@@ -68,6 +68,8 @@ def main() -> int:
             )  # fmt: skip
             standalone += bool(found.hits) and found.hits[0].entry.id == want
         n = len(mine)
+        if not n:
+            continue
         totals = [totals[0] + n, totals[1] + alone, totals[2] + standalone]
         print(f"| {name} | {n} | {alone / n:.3f} | {standalone / n:.3f} |")
     n, alone, standalone = totals
