@@ -125,7 +125,7 @@ def create_entry(
     body: NewEntryRequest, services: ServicesDep, operator: OperatorDep
 ) -> KnowledgeUpdate:
     """Write a new `Q:`/`A:` entry (into `learned.md` unless `file` says otherwise)."""
-    text = EntryText.checked(body.question, body.answer)
+    text = EntryText.checked(body.question, body.answer, body.phrasings)
     with session_scope(services.sessions) as session:
         change = add_entry(
             session=session,
@@ -142,7 +142,7 @@ def update_entry(
     entry_id: str, body: EntryRequest, services: ServicesDep, operator: OperatorDep
 ) -> KnowledgeUpdate:
     """Rewrite an entry in place (a new question gives it a new id)."""
-    text = EntryText.checked(body.question, body.answer)
+    text = EntryText.checked(body.question, body.answer, body.phrasings)
     with session_scope(services.sessions) as session:
         change = edit_entry(
             session=session,
@@ -217,8 +217,9 @@ def approve_suggestion(
     operator: OperatorDep,
     body: ApproveRequest | None = None,
 ) -> Approved:
-    """Write the suggestion (with the edits sent, if any) into the knowledge files; every
-    process reloads, and the next customer who asks is answered from it."""
+    """Write the suggestion (with the edits sent, if any) into the knowledge files, as a new
+    entry or, with `phrasing_of`, as one more phrasing of an entry; every process reloads, and
+    the next customer who asks is answered from it."""
     body = body or ApproveRequest()
     with session_scope(services.sessions) as session:
         approval = learning.approve(
@@ -228,10 +229,11 @@ def approve_suggestion(
             actor=body.agent or operator.identity,
             question=body.question,
             answer=body.answer,
+            phrasing_of=body.phrasing_of,
         )
         view = SuggestionView.from_suggestion(approval.suggestion)
     services.counters.suggestions.labels("approved").inc()
-    services.counters.knowledge_changes.labels("added").inc()
+    services.counters.knowledge_changes.labels(approval.change.action).inc()
     return Approved(suggestion=view, version=_reload(services))
 
 

@@ -123,6 +123,8 @@ def _asks_its_question(
     vectors = knowledge.index.vectors
     if query_vector is None or vectors is None:
         return False
+    # The question itself, not its phrasings: a phrasing often asks one detail ("Do gift cards
+    # expire?"), which one statement answers.
     return float(vectors.questions[hit.index] @ query_vector) >= OWN_QUESTION
 
 

@@ -72,7 +72,7 @@ def paraphrases(
     """Other wordings of each entry's question, written by a model (duplicates dropped)."""
     found: list[str] = []
     for entry in base.entries:
-        seen = {entry.question.lower()}
+        seen = {question.lower() for question in entry.questions}
         for _ in range(per_entry):
             text = " ".join(generate(entry.question).split()).strip()
             if 3 <= len(text) <= 200 and text.lower() not in seen and text.endswith("?"):

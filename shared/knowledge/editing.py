@@ -1,18 +1,19 @@
 """Changing the knowledge files: add, edit and remove `Q:`/`A:` entries in place.
 
-The files stay what a person (or git) reads: an entry is written as a `Q:` line, an `A:` line and
-its continuation lines, separated from its neighbours by a blank line; nothing else in the file
-moves. Every change takes a lock beside the files (one writer at a time, across processes) and
-replaces the file atomically (a reader sees the old file or the new one, never half of one).
+The files stay what a person (or git) reads: an entry is written as a `Q:` line (one more for each
+other phrasing of its question), an `A:` line and its continuation lines, separated from its
+neighbours by a blank line; nothing else in the file moves. Every change takes a lock beside the
+files (one writer at a time, across processes) and replaces the file atomically (a reader sees the
+old file or the new one, never half of one).
 """
 
 import fcntl
 import os
 import re
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from shared.core.errors import AppError, NotFound
@@ -31,6 +32,7 @@ LEARNED_HEADING = "# Learned from conversations"
 _STRUCTURE = re.compile(r"^\s*(?:Q:|A:|#{1,6}\s)")
 MAX_QUESTION_CHARS = 300
 MAX_ANSWER_CHARS = 4000
+MAX_PHRASINGS = 20
 
 
 class EntryNotFound(NotFound):
@@ -44,31 +46,52 @@ class InvalidEntry(AppError):
 
 @dataclass(frozen=True)
 class EntryText:
-    """A question and its answer as they will be written."""
+    """A question, its other phrasings and its answer as they will be written. Phrasings None:
+    those the entry has (an edit that does not mention them keeps them)."""
 
     question: str
     answer: str
+    phrasings: tuple[str, ...] | None = None
 
     @classmethod
-    def checked(cls, question: str, answer: str) -> "EntryText":
+    def checked(
+        cls, question: str, answer: str, phrasings: Sequence[str] | None = None
+    ) -> "EntryText":
         """Refuses what would not read back as the same entry: a question over several lines, an
         answer line that would open another entry or a heading, empty or oversized text."""
-        question = " ".join(question.split())
+        question = _checked_question(question)
         lines = [line.rstrip() for line in answer.strip().splitlines()]
-        if not question or not any(lines):
+        if not any(lines):
             raise InvalidEntry("an entry needs a question and an answer")
-        if len(question) > MAX_QUESTION_CHARS or len(answer) > MAX_ANSWER_CHARS:
-            raise InvalidEntry(
-                f"at most {MAX_QUESTION_CHARS} characters of question and "
-                f"{MAX_ANSWER_CHARS} of answer"
-            )
-        if _STRUCTURE.match(question) or any(_STRUCTURE.match(line) for line in lines):
+        if len(answer) > MAX_ANSWER_CHARS:
+            raise InvalidEntry(f"at most {MAX_ANSWER_CHARS} characters of answer")
+        if any(_STRUCTURE.match(line) for line in lines):
             raise InvalidEntry("a line may not start with 'Q:', 'A:' or a markdown heading")
-        return cls(question, "\n".join(lines))
+        if phrasings is not None:
+            if len(phrasings) > MAX_PHRASINGS:
+                raise InvalidEntry(f"at most {MAX_PHRASINGS} phrasings of a question")
+            unique: dict[str, str] = {question.casefold(): question}
+            for phrasing in phrasings:
+                phrasing = _checked_question(phrasing)
+                unique.setdefault(phrasing.casefold(), phrasing)
+            phrasings = tuple(list(unique.values())[1:])
+        return cls(question, "\n".join(lines), phrasings)
 
     def block(self) -> list[str]:
         first, *rest = self.answer.splitlines()
-        return [f"Q: {self.question}", f"A: {first}", *rest]
+        asked = [f"Q: {q}" for q in (self.question, *(self.phrasings or ()))]
+        return [*asked, f"A: {first}", *rest]
+
+
+def _checked_question(question: str) -> str:
+    question = " ".join(question.split())
+    if not question:
+        raise InvalidEntry("an entry needs a question and an answer")
+    if len(question) > MAX_QUESTION_CHARS:
+        raise InvalidEntry(f"at most {MAX_QUESTION_CHARS} characters of question")
+    if _STRUCTURE.match(question):
+        raise InvalidEntry("a question may not start with 'Q:', 'A:' or a markdown heading")
+    return question
 
 
 @dataclass(frozen=True)
@@ -89,6 +112,7 @@ class KnowledgeFiles:
     def add(self, text: EntryText, *, file: str | None = None) -> EntryChange:
         """Append an entry to `file` (a path under the knowledge folder; `learned.md` unless
         said), created with a heading if it does not exist."""
+        text = replace(text, phrasings=text.phrasings or ())
         target = self._target(file)
         with self._locked():
             lines = _read_lines(target)
@@ -96,7 +120,7 @@ class KnowledgeFiles:
                 if (entry.question, entry.answer) == (text.question, text.answer):
                     # Written already (say, by an approval whose commit then failed): adding it
                     # again would only make a duplicate.
-                    return EntryChange(found_id, self._relative(target), None, text)
+                    return EntryChange(found_id, self._relative(target), None, _text_of(entry))
             if not lines:
                 lines = [LEARNED_HEADING] if target.name == LEARNED_FILE else []
             while lines and not lines[-1].strip():
@@ -110,12 +134,31 @@ class KnowledgeFiles:
         """Rewrite an entry in place. Its id follows its question: a new question, a new id."""
         with self._locked():
             target, lines, found = self._find(entry_id)
+            if text.phrasings is None:  # the entry's own, less the new question if among them
+                text = EntryText.checked(text.question, text.answer, found.phrasings)
             start, end = found.lines
             lines[start:end] = text.block()
             _write_lines(target, lines)
             new_id = self._id_at(target, start)
-        before = EntryText(found.question, found.answer)
-        return EntryChange(new_id, self._relative(target), before, text)
+        return EntryChange(new_id, self._relative(target), _text_of(found), text)
+
+    def add_phrasing(self, entry_id: str, phrasing: str) -> EntryChange:
+        """Add one more way of asking an entry's question (say, a customer's own words that
+        retrieval missed); the entry keeps its id."""
+        phrasing = _checked_question(phrasing)
+        with self._locked():
+            target, lines, found = self._find(entry_id)
+            before = _text_of(found)
+            if phrasing.casefold() in {q.casefold() for q in (found.question, *found.phrasings)}:
+                return EntryChange(entry_id, self._relative(target), before, before)
+            if len(found.phrasings) >= MAX_PHRASINGS:
+                raise InvalidEntry(f"at most {MAX_PHRASINGS} phrasings of a question")
+            # Only the new line is checked: the entry as it is was read from the file.
+            text = replace(before, phrasings=(*found.phrasings, phrasing))
+            start, end = found.lines
+            lines[start:end] = text.block()
+            _write_lines(target, lines)
+        return EntryChange(entry_id, self._relative(target), before, text)
 
     def remove(self, entry_id: str) -> EntryChange:
         """Delete an entry and the blank line after it."""
@@ -126,8 +169,7 @@ class KnowledgeFiles:
                 end += 1
             del lines[start:end]
             _write_lines(target, lines)
-        before = EntryText(found.question, found.answer)
-        return EntryChange(entry_id, self._relative(target), before, None)
+        return EntryChange(entry_id, self._relative(target), _text_of(found), None)
 
     def _target(self, file: str | None) -> Path:
         if self.path.is_file():
@@ -178,6 +220,10 @@ class KnowledgeFiles:
                 yield
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _text_of(entry: ParsedEntry) -> EntryText:
+    return EntryText(entry.question, entry.answer, entry.phrasings)
 
 
 def _read_lines(file: Path) -> list[str]:

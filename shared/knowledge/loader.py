@@ -27,10 +27,18 @@ class Entry:
     answer: str  # the answer, or the passage's text
     source: str
     kind: EntryKind = EntryKind.QA
+    # Other ways customers ask the same question (the entry's further `Q:` lines): retrieval
+    # matches them as it matches the question; the id and the answer's title use `question`.
+    phrasings: tuple[str, ...] = ()
+
+    @property
+    def questions(self) -> tuple[str, ...]:
+        """The question and its other phrasings."""
+        return (self.question, *self.phrasings)
 
     @property
     def text(self) -> str:
-        return f"{self.question}\n{self.answer}"
+        return "\n".join([*self.questions, self.answer])
 
     @property
     def units(self) -> list[str]:
@@ -95,28 +103,34 @@ class ParsedEntry:
     question: str
     answer: str
     kind: EntryKind
-    # The lines it was read from, [first, last + 1) (of a Q/A entry: its Q line to the last line
-    # of its answer), so that an entry can be edited in place.
+    # The lines it was read from, [first, last + 1) (of a Q/A entry: its first Q line to the
+    # last line of its answer), so that an entry can be edited in place.
     lines: tuple[int, int] = (0, 0)
+    phrasings: tuple[str, ...] = ()
 
 
 def parse_document(text: str) -> list[ParsedEntry]:
-    """Split one document; only a line's start opens a Q or an A, a heading closes an answer."""
+    """Split one document; only a line's start opens a Q or an A, a heading closes an answer.
+    `Q:` lines one under the other before an `A:` are one entry asked several ways (the first is
+    its question, the others its phrasings); a `Q:` after a blank line starts a new entry."""
     parsed: list[ParsedEntry] = []
     headings: list[str] = []
-    question: list[str] | None = None
+    questions: list[list[str]] | None = None  # the open entry's Q lines, with their continuations
     answer: list[str] | None = None
-    opened = 0  # the line of the open entry's Q
+    opened = 0  # the line of the open entry's first Q
     last = 0  # the last line with text of the open entry
     prose: list[str] = []
 
     def flush_entry() -> None:
-        nonlocal question, answer
-        if question is not None and answer is not None:
-            q, a = " ".join(question).strip(), "\n".join(answer).strip()
-            if q and a:
-                parsed.append(ParsedEntry(q, a, EntryKind.QA, (opened, last + 1)))
-        question, answer = None, None
+        nonlocal questions, answer
+        if questions is not None and answer is not None:
+            asked = [q for q in (" ".join(lines).strip() for lines in questions) if q]
+            a = "\n".join(answer).strip()
+            if asked and a:
+                first, *others = asked
+                phrasings = tuple(dict.fromkeys(q for q in others if q != first))
+                parsed.append(ParsedEntry(first, a, EntryKind.QA, (opened, last + 1), phrasings))
+        questions, answer = None, None
 
     def flush_prose() -> None:
         body = "\n".join(prose).strip()
@@ -128,10 +142,14 @@ def parse_document(text: str) -> list[ParsedEntry]:
 
     for number, line in enumerate(text.splitlines()):
         if match := _QUESTION_LINE.match(line):
+            if questions is not None and answer is None and last == number - 1:
+                questions.append([match.group(1)])  # the line after a Q: one more way to ask it
+                last = number
+                continue
             flush_entry()
             flush_prose()
-            question, opened, last = [match.group(1)], number, number
-        elif question is not None and answer is None and (match := _ANSWER_LINE.match(line)):
+            questions, opened, last = [[match.group(1)]], number, number
+        elif questions is not None and answer is None and (match := _ANSWER_LINE.match(line)):
             answer, last = [match.group(1)], number
         elif heading := _HEADING_LINE.match(line):
             flush_entry()
@@ -141,9 +159,9 @@ def parse_document(text: str) -> list[ParsedEntry]:
         elif answer is not None:
             answer.append(line.rstrip())
             last = number if line.strip() else last
-        elif question is not None:
+        elif questions is not None:
             if line.strip():
-                question.append(line.strip())
+                questions[-1].append(line.strip())
                 last = number
         else:
             prose.append(line.rstrip())
@@ -211,7 +229,9 @@ def load_entries(files: Iterable[Path], *, root: Path) -> list[Entry]:
             while unique in seen:  # "faq.md" and "faq.txt" both name "faq"
                 unique, n = f"{entry_id}-{n}", n + 1
             seen.add(unique)
-            entries.append(Entry(unique, entry.question, entry.answer, name, entry.kind))
+            entries.append(
+                Entry(unique, entry.question, entry.answer, name, entry.kind, entry.phrasings)
+            )
     return entries
 
 
@@ -219,5 +239,6 @@ def content_version(entries: Iterable[Entry]) -> str:
     """A short hash of the loaded content: equal bases have equal versions."""
     digest = hashlib.sha256()
     for entry in entries:
-        digest.update(f"{entry.id}\0{entry.question}\0{entry.answer}\0".encode())
+        asked = "\0".join(entry.questions)
+        digest.update(f"{entry.id}\0{asked}\0{entry.answer}\0".encode())
     return digest.hexdigest()[:12]

@@ -21,6 +21,10 @@ class EntryView(BaseModel):
     answer: str
     source: str = Field(description="The file it is written in, under KNOWLEDGE_PATH.")
     kind: str = Field(description="qa (a Q:/A: entry) or passage (markdown under a heading).")
+    phrasings: list[str] = Field(
+        default_factory=list,
+        description="Other ways customers ask the question (the entry's further `Q:` lines).",
+    )
 
     @classmethod
     def from_entry(cls, entry: Entry) -> "EntryView":
@@ -30,6 +34,7 @@ class EntryView(BaseModel):
             answer=entry.answer,
             source=entry.source,
             kind=entry.kind.value,
+            phrasings=list(entry.phrasings),
         )
 
 
@@ -42,6 +47,13 @@ class EntryList(BaseModel):
 class EntryRequest(BaseModel):
     question: str = Field(max_length=300, examples=["Do you sell gift cards?"])
     answer: str = Field(max_length=4000, examples=["Yes: from $10 to $200, in the shop."])
+    phrasings: list[str] | None = Field(
+        default=None,
+        max_length=20,
+        examples=[["Can I buy a gift voucher?"]],
+        description="Other ways customers ask the question; left out, an edit keeps the "
+        "entry's own.",
+    )
     agent: str | None = Field(default=None, max_length=200, description="Who makes the change.")
 
 

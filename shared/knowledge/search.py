@@ -5,6 +5,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 import bm25s
 import numpy as np
@@ -62,7 +63,7 @@ def tokenize(texts: list[str]) -> list[list[str]]:
 
 
 class BM25Index:
-    """A BM25 index over each entry's question and answer."""
+    """A BM25 index over each entry's question (and its phrasings) and answer."""
 
     def __init__(self, entries: list[Entry]) -> None:
         self.size = len(entries)
@@ -83,13 +84,23 @@ class BM25Index:
 
 @dataclass(frozen=True)
 class DenseVectors:
-    """Unit vectors of each entry's question and, once computed, of question plus answer and of
-    every answer unit (`unit_entries[i]` is the entry of unit row i)."""
+    """Unit vectors of each entry's question and of its other phrasings (`phrasing_entries[i]`
+    is the entry of phrasing row i) and, once computed, of question plus answer and of every
+    answer unit (`unit_entries[i]` is the entry of unit row i)."""
 
     questions: Vectors
     answers: Vectors | None = None
     units: Vectors | None = None
     unit_entries: npt.NDArray[np.int64] | None = None
+    phrasings: Vectors | None = None
+    phrasing_entries: npt.NDArray[np.int64] | None = None
+
+    def question_cosines(self, query_vector: Vector) -> npt.NDArray[np.float32]:
+        """Each entry's best similarity to the query over its question and its phrasings."""
+        cosines = np.asarray(self.questions @ query_vector, dtype=np.float32)
+        if self.phrasings is not None and self.phrasing_entries is not None:
+            np.maximum.at(cosines, self.phrasing_entries, self.phrasings @ query_vector)
+        return cosines
 
 
 class HybridIndex:
@@ -185,7 +196,7 @@ class HybridIndex:
             return None
         if query_vector is None:
             query_vector = self.embedder.embed([query])[0]
-        cosines = vectors.questions @ query_vector
+        cosines: npt.NDArray[np.floating[Any]] = vectors.question_cosines(query_vector)
         if vectors.answers is not None:
             cosines = (cosines + vectors.answers @ query_vector) / 2
         if self.unit_weight and vectors.units is not None and vectors.unit_entries is not None:

@@ -66,6 +66,21 @@ def edit_entry(
     return _record(session, change, action=ChangeAction.EDITED, actor=actor)
 
 
+def add_phrasing(
+    *,
+    session: Session,
+    files: KnowledgeFiles,
+    entry_id: str,
+    phrasing: str,
+    actor: str,
+    suggestion_id: str | None = None,
+) -> KnowledgeChange:
+    change = files.add_phrasing(entry_id, phrasing)
+    return _record(
+        session, change, action=ChangeAction.EDITED, actor=actor, suggestion_id=suggestion_id
+    )
+
+
 def remove_entry(
     *, session: Session, files: KnowledgeFiles, entry_id: str, actor: str
 ) -> KnowledgeChange:

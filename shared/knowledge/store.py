@@ -107,7 +107,15 @@ class KnowledgeBase:
         if embedder is not None and entries:
             cache = cache or EmbeddingCache(None)
             questions = [entry.dense_texts[0] for entry in entries]
-            vectors = DenseVectors(questions=cache.embed(embedder, questions, progress=progress))
+            phrasings = [(i, text) for i, entry in enumerate(entries) for text in entry.phrasings]
+            embedded = cache.embed(
+                embedder, questions + [text for _, text in phrasings], progress=progress
+            )
+            vectors = DenseVectors(
+                questions=embedded[: len(entries)],
+                phrasings=embedded[len(entries) :] if phrasings else None,
+                phrasing_entries=np.array([i for i, _ in phrasings], dtype=np.int64),
+            )
         index = HybridIndex(
             entries, vectors=vectors, embedder=embedder, dense_weight=dense_weight,
             unit_weight=unit_weight,
@@ -165,8 +173,8 @@ class KnowledgeBase:
             return self
         embedded = cache.embed(index.embedder, self.vector_texts(), progress=progress)
         answers, units = embedded[: len(self.entries)], embedded[len(self.entries) :]
-        vectors = DenseVectors(
-            questions=index.vectors.questions,
+        vectors = replace(
+            index.vectors,
             answers=answers,
             units=units if len(units) else None,
             unit_entries=np.array([i for i, _ in self.units], dtype=np.int64),

@@ -2,15 +2,17 @@
 confidence curve (`support-assistant calibrate --outcomes`).
 
 - *The base answered it* (answerable): an answer the customer rated up; a question handed off for
-  low confidence whose suggestion turned out to repeat an existing entry (`duplicate_of`).
+  low confidence whose suggestion turned out to repeat an existing entry (`duplicate_of`), or was
+  approved as one more phrasing of one (the base had the answer, not the customer's words).
 - *The base did not* (out of scope): an answer rated down; a question handed off for low
   confidence that a person answered with knowledge the base lacked (its suggestion was approved
   as a new entry).
 
 Each example's feature is the retrieval cosine of its stored vector against today's base, with
-the entry it taught left out (otherwise every approved gap would look answered)."""
+what it taught left out — the new entry, or the phrasing (otherwise every approved gap would look
+answered, and every taught phrasing would match itself)."""
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import numpy.typing as npt
@@ -20,6 +22,9 @@ from sqlalchemy.orm import Session
 from shared.answering.handoff import HandoffReason
 from shared.conversations.models import Feedback, Message, MessageRole, Rating
 from shared.inbox.models import Handoff
+from shared.knowledge.models import KnowledgeChange
+from shared.knowledge.search import HybridIndex
+from shared.knowledge.service import ChangeAction
 from shared.knowledge.store import KnowledgeBase
 from shared.learning.models import Suggestion, SuggestionStatus
 from shared.questions.models import Question
@@ -46,11 +51,14 @@ def read_outcomes(*, session: Session, base: KnowledgeBase) -> Outcomes:
     model = index.embedder.name if index.embedder is not None else None
     positions = {entry.id: i for i, entry in enumerate(base.entries)}
 
-    def cosine(question: Question, leave_out: str | None = None) -> float | None:
+    def cosine(
+        question: Question, leave_out: str | None = None, phrasing: str | None = None
+    ) -> float | None:
         if question.vector is None or model is None or question.vector_model != model:
             return None
         vector = np.frombuffer(question.vector, dtype=np.float32)
-        cosines: npt.NDArray[np.float32] | None = index.cosines("", query_vector=vector)
+        searched = index if phrasing is None else _without_phrasing(base, phrasing)
+        cosines: npt.NDArray[np.float32] | None = searched.cosines("", query_vector=vector)
         if cosines is None or not len(cosines):
             return None
         if leave_out is not None and leave_out in positions:
@@ -74,8 +82,22 @@ def read_outcomes(*, session: Session, base: KnowledgeBase) -> Outcomes:
         .join(Suggestion, Suggestion.handoff_id == Handoff.id)
         .where(Handoff.reason == HandoffReason.LOW_CONFIDENCE.value)
     ).all()
+    as_phrasings = set(
+        session.scalars(
+            select(KnowledgeChange.suggestion_id).where(
+                KnowledgeChange.suggestion_id.is_not(None),
+                KnowledgeChange.action == ChangeAction.EDITED.value,
+            )
+        )
+    )
     for question, suggestion in learned:
-        if suggestion.duplicate_of is not None:
+        if suggestion.id in as_phrasings:
+            outcomes.add(
+                "handed off, the base had it",
+                cosine(question, phrasing=suggestion.question),
+                answerable=True,
+            )
+        elif suggestion.duplicate_of is not None:
             outcomes.add("handed off, the base had it", cosine(question), answerable=True)
         elif suggestion.status is SuggestionStatus.APPROVED:
             outcomes.add(
@@ -84,3 +106,19 @@ def read_outcomes(*, session: Session, base: KnowledgeBase) -> Outcomes:
                 answerable=False,
             )
     return outcomes
+
+
+def _without_phrasing(base: KnowledgeBase, phrasing: str) -> HybridIndex:
+    """The base's index without the phrasing a suggestion taught (as it was before)."""
+    vectors = base.index.vectors
+    if vectors is None or vectors.phrasings is None or vectors.phrasing_entries is None:
+        return base.index
+    texts = [text for entry in base.entries for text in entry.phrasings]
+    keep = np.array([text != phrasing for text in texts], dtype=bool)
+    return base.index.with_vectors(
+        replace(
+            vectors,
+            phrasings=vectors.phrasings[keep] if keep.any() else None,
+            phrasing_entries=vectors.phrasing_entries[keep],
+        )
+    )

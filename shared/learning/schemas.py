@@ -11,7 +11,9 @@ class SimilarEntry(BaseModel):
     id: str
     question: str
     answer: str
-    score: float = Field(description="Cosine of the suggestion's question to the entry's.")
+    score: float = Field(
+        description="Cosine of the suggestion's question to the entry's (or its closest phrasing)."
+    )
 
 
 class SuggestionView(BaseModel):
@@ -55,6 +57,12 @@ class SuggestionList(BaseModel):
 class ApproveRequest(BaseModel):
     question: str | None = Field(default=None, max_length=300, description="An edited question.")
     answer: str | None = Field(default=None, max_length=4000, description="An edited answer.")
+    phrasing_of: str | None = Field(
+        default=None,
+        max_length=400,
+        description="Instead of a new entry, add the (edited) question as one more phrasing of "
+        "this entry: for a question the base answers already, asked in words retrieval missed.",
+    )
     agent: str | None = Field(default=None, max_length=200)
 
 

@@ -13,9 +13,9 @@ from shared.core.db import utcnow
 from shared.core.errors import InvalidState, NotFound
 from shared.inbox.models import Handoff
 from shared.inbox.schemas import Packet
-from shared.knowledge.editing import EntryText, KnowledgeFiles
+from shared.knowledge.editing import EntryText, InvalidEntry, KnowledgeFiles
 from shared.knowledge.models import KnowledgeChange
-from shared.knowledge.service import add_entry
+from shared.knowledge.service import add_entry, add_phrasing
 from shared.knowledge.store import KnowledgeBase
 from shared.learning.models import Suggestion, SuggestionStatus
 
@@ -63,13 +63,14 @@ def draft_suggestion(*, session: Session, handoff: Handoff) -> Suggestion | None
 
 def compare(*, suggestion: Suggestion, knowledge: KnowledgeBase, duplicate_cosine: float) -> bool:
     """Fill in the entries the suggestion resembles (cosine of its question to each entry's
-    question) and flag a near-duplicate; False when the base has no vectors to compare with."""
+    question, or the closest of its phrasings) and flag a near-duplicate; False when the base has
+    no vectors to compare with."""
     index = knowledge.index
     vector = knowledge.embed_query(suggestion.question)
     if vector is None or index.vectors is None or index.embedder is None:
         suggestion.vector_model = NOT_COMPARED  # no embeddings: not asked again
         return False
-    cosines = index.vectors.questions @ vector
+    cosines = index.vectors.question_cosines(vector)
     best = np.argsort(-cosines, kind="stable")[:SIMILAR_SHOWN]
     suggestion.similar = [
         {
@@ -130,14 +131,25 @@ def approve(
     actor: str,
     question: str | None = None,
     answer: str | None = None,
+    phrasing_of: str | None = None,
 ) -> Approval:
-    """Write the suggestion (with the operator's edits) as a new entry of the knowledge files."""
+    """Write the suggestion (with the operator's edits) as a new entry of the knowledge files,
+    or its question as one more phrasing of the entry `phrasing_of`."""
     suggestion = _pending(session, suggestion_id)
-    text = EntryText.checked(question or suggestion.question, answer or suggestion.answer)
-    change = add_entry(
-        session=session, files=files, text=text, actor=actor, suggestion_id=suggestion.id
-    )
-    suggestion.question, suggestion.answer = text.question, text.answer
+    if phrasing_of is not None:
+        if answer is not None:
+            raise InvalidEntry("a phrasing keeps the entry's answer: send no answer with it")
+        change = add_phrasing(
+            session=session, files=files, entry_id=phrasing_of,
+            phrasing=question or suggestion.question, actor=actor, suggestion_id=suggestion.id,
+        )  # fmt: skip
+        suggestion.question = " ".join((question or suggestion.question).split())
+    else:
+        text = EntryText.checked(question or suggestion.question, answer or suggestion.answer)
+        change = add_entry(
+            session=session, files=files, text=text, actor=actor, suggestion_id=suggestion.id
+        )
+        suggestion.question, suggestion.answer = text.question, text.answer
     suggestion.status, suggestion.entry_id = SuggestionStatus.APPROVED, change.entry_id
     suggestion.decided_at, suggestion.decided_by = utcnow(), actor
     session.flush()

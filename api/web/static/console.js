@@ -222,7 +222,12 @@
             : h("ul", { class: "similar", "aria-label": "Similar entries" }, s.similar.map(function (e) {
               return h("li", { class: e.id === s.duplicate_of ? "duplicate" : "" },
                 h("strong", { text: e.question + " (" + e.score.toFixed(2) + (e.id === s.duplicate_of ? ", near-duplicate" : "") + ")" }),
-                h("p", { text: e.answer }));
+                h("p", { text: e.answer }),
+                // The entry answered it already: teach it the customer's words instead of a new entry.
+                h("button", { type: "button", text: "Add the question as a phrasing of this entry", onclick: function () {
+                  api("/knowledge/suggestions/" + s.id + "/approve", { method: "POST", body: { question: question.value, phrasing_of: e.id, agent: agent() } })
+                    .then(function (r) { say("Added as a phrasing: knowledge version " + r.version + "."); loadSuggestions(); loadEntries(); loadHistory(); }).catch(failed);
+                } }));
             }));
           suggestions.appendChild(h("article", { class: "suggestion", "data-suggestion": s.id },
             h("div", null, h("h3", { text: "Suggested entry: " + s.question }),
@@ -249,6 +254,7 @@
         entries.appendChild(h("p", { class: "version", text: data.count + " entries · version " + data.version }));
         data.entries.forEach(function (e) {
           var box = h("details", { class: "entry" }, h("summary", { text: e.question + "  ·  " + e.source }),
+            e.phrasings.length ? h("p", { class: "phrasings", text: "Also asked: " + e.phrasings.join(" · ") }) : null,
             h("p", { text: e.answer }));
           if (e.kind === "qa") box.appendChild(entryForm(e, function () { loadEntries(); loadHistory(); }));
           entries.appendChild(box);
@@ -262,25 +268,36 @@
         data.changes.forEach(function (c) {
           history.appendChild(h("tr", null, h("td", { text: when(c.created_at) }), h("td", { text: c.actor }),
             h("td", { text: c.action }), h("td", { text: c.entry_id }),
-            h("td", { text: c.after ? c.after.question + " — " + c.after.answer : "(removed)" })));
+            h("td", { text: c.after ? c.after.question + phrasingsOf(c.after) + " — " + c.after.answer : "(removed)" })));
         });
       }).catch(failed);
     }
     loadSuggestions(); loadEntries(); loadHistory();
   }
 
+  function phrasingsOf(text) {
+    return text.phrasings && text.phrasings.length ? " (also: " + text.phrasings.join(" · ") + ")" : "";
+  }
+
   function entryForm(entry, done) {
     var question = h("input", { class: "wide", "aria-label": "Question", value: entry ? entry.question : "", required: true });
     var answer = h("textarea", { class: "wide", rows: 3, "aria-label": "Answer", required: true });
     answer.value = entry ? entry.answer : "";
+    var phrasings = h("textarea", { class: "wide", rows: 2, "aria-label": "Other phrasings, one a line" });
+    phrasings.defaultValue = entry ? entry.phrasings.join("\n") : "";
     var form = h("form", { class: "entry-form", onsubmit: function (event) {
       event.preventDefault();
       var body = { question: question.value, answer: answer.value, agent: agent() };
+      // Sent only when changed here: a phrasing added meanwhile (say, by an approval) is kept.
+      if (phrasings.value !== phrasings.defaultValue) {
+        body.phrasings = phrasings.value.split("\n").map(function (line) { return line.trim(); }).filter(Boolean);
+      }
       var request = entry
         ? api("/knowledge/entries/" + encodeURIComponent(entry.id), { method: "PUT", body: body })
         : api("/knowledge/entries", { method: "POST", body: body });
       request.then(function (r) { say("Saved: knowledge version " + r.version + "."); done(); }).catch(failed);
-    } }, h("h3", { text: entry ? "Edit" : "Add an entry" }), question, answer,
+    } }, h("h3", { text: entry ? "Edit" : "Add an entry" }), question,
+      h("label", { text: "Other ways customers ask it (one a line)" }, phrasings), answer,
       h("button", { type: "submit", text: entry ? "Save" : "Add" }),
       entry ? h("button", { type: "button", text: "Remove", onclick: function () {
         if (!confirm("Remove this entry?")) return;

@@ -76,3 +76,13 @@ def test_the_entrys_own_question_gets_its_whole_answer(knowledge: KnowledgeBase)
         selection = _select(knowledge, question)
         assert selection.hit.entry.id == "contact#how-do-i-make-a-complaint"
         assert selection.units == selection.hit.entry.units
+
+
+def test_asking_a_phrasing_word_for_word_gets_its_statement_not_the_whole_entry(
+    knowledge: KnowledgeBase,
+) -> None:
+    phrasing = "Do gift cards expire?"
+    selection = _select(knowledge, phrasing)
+    assert phrasing in selection.hit.entry.phrasings  # the base says this entry answers it
+    assert len(selection.hit.entry.units) > WHOLE_ENTRY_UNITS
+    assert selection.text == "Gift cards never expire."

@@ -63,6 +63,7 @@ def test_an_edit_changes_only_that_entry(folder: Path) -> None:
     assert change.before == EntryText(
         "How long does shipping take?",
         "Standard delivery takes 3-5 business days.\n- Express: 1-2 business days",
+        (),
     )
     after = _entries(folder)
     assert after["faq#how-long-does-shipping-take"][1] == "Standard: 2-4 business days."
@@ -131,3 +132,81 @@ def test_adding_the_same_entry_again_writes_it_once(folder: Path) -> None:
     again = files.add(text)  # an approval retried after its commit failed, say
     assert again.entry_id == first.entry_id
     assert (folder / "learned.md").read_text().count("Q: Do you sell gift cards?") == 1
+
+
+def test_an_edit_without_phrasings_keeps_them_and_an_edit_with_them_replaces_them(
+    folder: Path,
+) -> None:
+    files = KnowledgeFiles(folder)
+    entry_id = "faq#do-you-ship-abroad"
+    files.update(entry_id, EntryText.checked("Do you ship abroad?", "Yes.", ["Ship to Spain?"]))
+    files.update(entry_id, EntryText.checked("Do you ship abroad?", "Yes, to 41 countries."))
+    entry = next(e for e in KnowledgeBase.load(folder).entries if e.id == entry_id)
+    assert entry.phrasings == ("Ship to Spain?",) and entry.answer == "Yes, to 41 countries."
+    assert (
+        "Q: Do you ship abroad?\nQ: Ship to Spain?\nA: Yes, to 41 countries."
+        in (folder / "faq.md").read_text()
+    )
+
+    files.update(entry_id, EntryText.checked("Do you ship abroad?", "Yes.", []))
+    entry = next(e for e in KnowledgeBase.load(folder).entries if e.id == entry_id)
+    assert entry.phrasings == ()
+
+
+def test_a_phrasing_is_added_once_and_the_entry_keeps_its_id_and_answer(folder: Path) -> None:
+    files = KnowledgeFiles(folder)
+    before = _entries(folder)
+    entry_id = "faq#how-long-does-shipping-take"
+    change = files.add_phrasing(entry_id, "  When will my parcel  arrive? ")
+    again = files.add_phrasing(entry_id, "When will my parcel arrive?")
+    assert change.entry_id == entry_id and change.after is not None
+    assert change.after.phrasings == ("When will my parcel arrive?",)
+    assert again.before == again.after
+    base = KnowledgeBase.load(folder)
+    entry = next(e for e in base.entries if e.id == entry_id)
+    assert entry.phrasings == ("When will my parcel arrive?",)
+    assert _entries(folder) == before  # questions and answers as they were
+    with pytest.raises(InvalidEntry):
+        files.add_phrasing(entry_id, "Q: a new entry?")
+    with pytest.raises(EntryNotFound):
+        files.add_phrasing("faq#no-such-entry", "Anything?")
+
+
+def test_a_new_question_that_was_a_phrasing_is_not_written_twice(folder: Path) -> None:
+    files = KnowledgeFiles(folder)
+    entry_id = "faq#do-you-ship-abroad"
+    files.update(entry_id, EntryText.checked("Do you ship abroad?", "Yes.", ["Ship to Spain?"]))
+    change = files.update(entry_id, EntryText.checked("ship to spain?", "Yes."))
+    assert change.after == EntryText("ship to spain?", "Yes.", ())
+    assert (folder / "faq.md").read_text().lower().count("ship to spain?") == 1
+
+
+def test_adding_an_entry_that_exists_reports_it_as_it_is(folder: Path) -> None:
+    files = KnowledgeFiles(folder)
+    text = EntryText.checked("Do you ship abroad?", "Yes, to 40 countries.", ["Ship to Peru?"])
+    change = files.add(text, file="faq.md")
+    assert change.entry_id == "faq#do-you-ship-abroad"
+    assert change.after == EntryText("Do you ship abroad?", "Yes, to 40 countries.", ())
+    assert "Peru" not in (folder / "faq.md").read_text()
+
+
+def test_a_phrasing_goes_into_an_entry_written_by_hand_beyond_the_api_limits(
+    folder: Path,
+) -> None:
+    long_answer = " ".join(["Every word of this answer counts."] * 150)  # over 4000 characters
+    (folder / "long.md").write_text(f"Q: What is the whole story?\nA: {long_answer}\n")
+    change = KnowledgeFiles(folder).add_phrasing("long#what-is-the-whole-story", "Tell me all?")
+    assert change.after is not None and change.after.answer == long_answer
+    entry = next(e for e in KnowledgeBase.load(folder).entries if e.source == "long")
+    assert entry.phrasings == ("Tell me all?",) and entry.answer == long_answer
+
+
+def test_phrasings_differing_only_in_case_are_one(folder: Path) -> None:
+    text = EntryText.checked(
+        "Do you ship abroad?", "Yes.", ["When?", "when?", "DO YOU SHIP ABROAD?"]
+    )
+    assert text.phrasings == ("When?",)
+    files = KnowledgeFiles(folder)
+    files.update("faq#do-you-ship-abroad", text)
+    again = files.add_phrasing("faq#do-you-ship-abroad", "WHEN?")
+    assert again.before == again.after

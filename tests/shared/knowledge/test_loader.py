@@ -103,3 +103,28 @@ def test_default_knowledge_base_covers_the_original_topics() -> None:
                   "cancel", "internationally", "privacy", "create an account"):  # fmt: skip
         assert topic in questions
     assert len(base.entries) >= 20
+
+
+def test_q_lines_one_under_the_other_are_phrasings_of_one_entry() -> None:
+    text = (
+        "Q: How can I contact support?\nQ: How do I reach you?\n"
+        "Q: What is your phone\nnumber?\nA: Call +1 800 555 0199.\n\nQ: Do you have stores?\nA: No."
+    )
+    first, second = parse_document(text)
+    assert first.question == "How can I contact support?"
+    assert first.phrasings == ("How do I reach you?", "What is your phone number?")
+    assert first.answer == "Call +1 800 555 0199." and first.lines == (0, 5)
+    assert second.question == "Do you have stores?" and second.phrasings == ()
+
+
+def test_phrasings_are_searched_like_the_question_and_change_the_version(tmp_path: Path) -> None:
+    (tmp_path / "faq.md").write_text("Q: Do you sell gift cards?\nA: Yes, from $10 to $200.\n")
+    plain = load_entries([tmp_path / "faq.md"], root=tmp_path)
+    (tmp_path / "faq.md").write_text(
+        "Q: Do you sell gift cards?\nQ: Can I buy a voucher for a friend?\n"
+        "A: Yes, from $10 to $200.\n"
+    )
+    asked = load_entries([tmp_path / "faq.md"], root=tmp_path)
+    assert asked[0].id == plain[0].id == "faq#do-you-sell-gift-cards"
+    assert asked[0].questions == ("Do you sell gift cards?", "Can I buy a voucher for a friend?")
+    assert "voucher" in asked[0].text and content_version(asked) != content_version(plain)
