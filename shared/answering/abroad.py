@@ -97,6 +97,31 @@ def speaks_of_abroad_first(
     return abroad_first(close, knowledge, query_vector) + hits[len(close) :]
 
 
+def home_places(question: str, knowledge: KnowledgeBase, home_country: str | None) -> list[str]:
+    """The places the question names in the shop's own country that the base does not name
+    ("Texas", "Chicago" or "the US" for a shop in the US); none while its country is unknown."""
+    home = country_name(home_country or "")
+    if home is None:
+        return []
+    return [
+        place
+        for place, country in countries_of(question).items()
+        if country == home and not knowledge.names_place(place)
+    ]
+
+
+def home_first(hits: list[SearchHit]) -> list[SearchHit]:
+    """For a question about a place at home: of the hits close to the best, those whose own
+    question is about abroad ("Do you ship internationally?") after the others, so that "I
+    meant to Texas, how long does it take?" after "Do you ship to Canada?" gets the domestic
+    delivery times."""
+    if not hits:
+        return hits
+    close = [hit for hit in hits if hit.score >= hits[0].score - ABROAD_MARGIN]
+    abroad = [hit for hit in close if ABROAD.search(hit.entry.question)]
+    return [hit for hit in close if hit not in abroad] + abroad + hits[len(close) :]
+
+
 def places_the_base_names(question: str, knowledge: KnowledgeBase) -> list[str]:
     """The places the question names that the base speaks of: the place itself, or for a city
     the base does not name, its country ("to Toronto" in a base that speaks of Canada)."""

@@ -15,6 +15,8 @@ from shared.answering.abroad import (
     abroad_before,
     abroad_first,
     foreign_places,
+    home_first,
+    home_places,
     keyword_relevant,
     naming_first,
     places_text,
@@ -147,6 +149,7 @@ def retrieve(
     carried = not (standalone.rewritten or names_a_place(message)) and about != message
     foreign = bool(foreign_places(about, knowledge, home_country))
     named = [] if foreign else places_the_base_names(about, knowledge)
+    home = not (foreign or named) and bool(home_places(about, knowledge, home_country))
     keyword_only = method is ContextMethod.KEYWORD
     retrieval = RetrievalMethod.KEYWORD if keyword_only else RetrievalMethod.HYBRID
 
@@ -172,6 +175,8 @@ def retrieve(
         hits = abroad_first(hits, knowledge, query_vector, by_count=True)
     elif named:
         hits = naming_first(hits, named)
+    elif home and not says_abroad:
+        hits = home_first(hits)
     elif says_abroad or abroad_earlier:
         hits = speaks_of_abroad_first(hits, knowledge, query_vector)
     # What only earlier turns said puts first only an entry that speaks of it, on the subject of
@@ -306,8 +311,9 @@ def answer_question(
         selection = Selection(hit=hits[0], units=hits[0].entry.units, scores=[])
     readings = [selection]
     # Two near-equal entries: the statements of both, never a guess between them. Not for a
-    # question about other countries (the runner-up may be the domestic entry), and only an
-    # entry that would be answered from on its own.
+    # question about other countries (the runner-up may be the domestic entry), nor an entry
+    # about abroad for one that is not (the international times for "how many days for
+    # express?"), and only an entry that would be answered from on its own.
     other = (
         second_reading(hits)
         if method is ContextMethod.HYBRID and not found.abroad and hits[0].dense is not None
@@ -315,6 +321,7 @@ def answer_question(
     )
     if (
         other is not None
+        and not ABROAD.search(other.entry.question)
         and calibration.confidence(other.dense or 0.0) >= settings.handoff_threshold
         and not unmentioned_subject(question, other.entry)
     ):
