@@ -38,12 +38,18 @@ _WANTS_A_PERSON = re.compile(
             # "agent please", "human!", "real person"
             r"\b(?:human|person|agent|representative|operator)\s*(?:please|pls|now)\b",
             r"^\W*(?:human|agent|person|representative|operator|real person|live agent)\W*$",
-            r"\b(?:real|live|actual) (?:person|human|agent)\b",
-            r"\b(?:someone|somebody) real\b",
             r"\bnot (?:a |the |with a )?(?:bot|robot|machine|ai)\b",
         ]
     ),
     re.IGNORECASE,
+)
+# "a real person" said outside a question about when one answers ("how long till a real person
+# replies?" asks for the live chat's reply time, not for a person now).
+_MENTIONS_A_PERSON = re.compile(
+    r"\b(?:real|live|actual) (?:person|human|agent)\b|\b(?:someone|somebody) real\b", re.IGNORECASE
+)
+_ASKS_WHEN = re.compile(
+    r"\bhow (?:long|soon|fast|quickly)\b|\bwhen\b|\bwhat time\b|\b(?:till|until)\b", re.IGNORECASE
 )
 # Other phrasings, recognised by meaning (the knowledge base's embedding model).
 EXAMPLES = [
@@ -72,6 +78,8 @@ def asks_for_a_person(
     """Whether the customer asks to be passed to a person, in any phrasing (`vector`: the
     message's vector by `embedder`, when the caller has it already)."""
     if _WANTS_A_PERSON.search(message):
+        return True
+    if _MENTIONS_A_PERSON.search(message) and not _ASKS_WHEN.search(message):
         return True
     if embedder is None:
         return False

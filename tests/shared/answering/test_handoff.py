@@ -35,6 +35,8 @@ QUESTIONS = [
     "Can a person other than me pick up my order?",
     "Is the warranty transferable to another person?",
     "What are your customer service hours?",
+    "How long until a real person answers on the live chat?",
+    "When does a live agent usually reply?",
     "Do your agents work on weekends?",
     "How do I change the delivery address?",
 ]
