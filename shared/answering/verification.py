@@ -170,7 +170,7 @@ def unmentioned_subject(question: str, entry: Entry) -> set[str]:
     words = set(tokenize([asked.group(1)])[0]) - _GENERIC_OBJECT
     if not words:
         return set()
-    named = set(tokenize([f"{entry.question} {entry.answer}"])[0])
+    named = set(tokenize([entry.text])[0])  # its phrasings say what it answers too
     return set() if words & named else words
 
 
