@@ -43,13 +43,17 @@ _WANTS_A_PERSON = re.compile(
     ),
     re.IGNORECASE,
 )
-# "a real person" said outside a question about when one answers ("how long till a real person
-# replies?" asks for the live chat's reply time, not for a person now).
 _MENTIONS_A_PERSON = re.compile(
-    r"\b(?:real|live|actual) (?:person|human|agent)\b|\b(?:someone|somebody) real\b", re.IGNORECASE
+    r"\b(?:real|live|actual) (?:person|human|agent)s?\b|\b(?:someone|somebody) real\b",
+    re.IGNORECASE,
 )
-_ASKS_WHEN = re.compile(
-    r"\bhow (?:long|soon|fast|quickly)\b|\bwhen\b|\bwhat time\b|\b(?:till|until)\b", re.IGNORECASE
+# A question about when such a person answers ("how long till a real person replies?") asks for
+# the live chat's reply time, not for a person now: that one sentence does not count.
+_REPLY_TIME = re.compile(
+    r"\b(?:how (?:long|soon|fast|quickly)|when|what time)\b[^.?!]*?"
+    r"\b(?:(?:real|live|actual) (?:person|human|agent)s?|(?:someone|somebody) real)\b"
+    r"[^.?!]*?\b(?:repl|answer|respond|gets? back|pick|join|available|online|start|work)",
+    re.IGNORECASE,
 )
 # Other phrasings, recognised by meaning (the knowledge base's embedding model).
 EXAMPLES = [
@@ -79,7 +83,7 @@ def asks_for_a_person(
     message's vector by `embedder`, when the caller has it already)."""
     if _WANTS_A_PERSON.search(message):
         return True
-    if _MENTIONS_A_PERSON.search(message) and not _ASKS_WHEN.search(message):
+    if _MENTIONS_A_PERSON.search(_REPLY_TIME.sub(" ", message)):
         return True
     if embedder is None:
         return False

@@ -25,6 +25,11 @@ WANTS_A_PERSON = [
     "stop, I need a live agent",
     "you're a bot, I want someone real",
     "Let me talk with your supervisor",
+    # A question about time beside the request leaves it a request.
+    "Get a real person on the line, when is my package coming?",
+    "Is there an actual human here? When will my refund arrive?",
+    "Real person. How long?",
+    "Put a real human on, I've waited until now for nothing",
 ]
 QUESTIONS = [
     "How long does shipping take?",
