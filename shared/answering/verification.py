@@ -167,7 +167,7 @@ def unmentioned_subject(question: str, entry: Entry) -> set[str]:
     asked = _AVAILABILITY.match(question)
     if asked is None:
         return set()
-    words = set(tokenize([asked.group(1)])[0]) - _GENERIC_OBJECT
+    words = set(tokenize([asked.group(1)])[0]) - _GENERIC_OBJECT - FILLER_TERMS
     if not words:
         return set()
     named = set(tokenize([entry.text])[0])  # its phrasings say what it answers too

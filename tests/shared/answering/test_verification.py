@@ -218,6 +218,22 @@ def test_an_availability_question_about_what_the_entry_never_names(
     assert unmentioned_subject(question, entry) == unmentioned
 
 
+def test_an_entrys_phrasings_name_what_it_answers_but_not_their_filler_words() -> None:
+    entry = Entry(
+        id="contact#do-you-have-physical-stores",
+        question="Do you have physical stores?",
+        answer="We sell online only.",
+        source="contact.md",
+        phrasings=("Can I visit your showroom?", "Is there a branch near my home?"),
+    )
+    assert unmentioned_subject("Do you have a showroom in Boston?", entry) == set()
+    assert unmentioned_subject("Do you offer repairs for my broken phone?", entry) == {
+        "repair",
+        "broken",
+        "phone",
+    }
+
+
 def test_the_cities_read_are_those_of_the_data_file() -> None:
     # Read by a pattern, not as JSON (which would keep the alternate names in memory): the same
     # cities as the file parsed whole.
