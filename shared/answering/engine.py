@@ -165,7 +165,7 @@ def retrieve(
         hits = search(query, query_vector)
     says_abroad = bool(ABROAD.search(standalone.text if standalone.rewritten else message))
     abroad_earlier = (
-        not (foreign or named or says_abroad or standalone.rewritten)
+        not (foreign or named or home or says_abroad or standalone.rewritten)
         and bool(history)
         and abroad_before(message, history, knowledge, retrieval)
     )
@@ -197,7 +197,8 @@ def retrieve(
         foreign
         or bool(named)
         or abroad_earlier
-        or bool(ABROAD.search(message) or ABROAD.search(standalone.text))
+        or bool(ABROAD.search(message))
+        or (not home and bool(ABROAD.search(standalone.text)))  # "I meant to Texas" is not
     )
     return Retrieval(standalone, query, query_vector, hits, foreign, abroad)
 

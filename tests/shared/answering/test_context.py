@@ -144,6 +144,20 @@ def test_a_state_is_in_its_country(knowledge: KnowledgeBase) -> None:
     assert _first_hit(knowledge, canada, "I meant to Texas, how long does it take?") == times
 
 
+def test_a_place_at_home_after_shipping_abroad_gets_what_the_base_says_of_home(
+    knowledge: KnowledgeBase,
+) -> None:
+    abroad = ("Do you ship internationally?",)
+    cost = "orders-and-shipping#how-much-does-shipping-cost"
+    times = "orders-and-shipping#how-long-does-shipping-take"
+    assert _first_hit(knowledge, *abroad, "I meant to Texas, is it free?") == cost
+    assert _first_hit(knowledge, *abroad, "And to Chicago, how long does it take?") == times
+    found = _retrieve(
+        knowledge, "I meant to Texas, is it free?", history=[Turn("customer", abroad[0])]
+    )
+    assert not found.abroad
+
+
 def test_the_last_place_named_is_the_one_meant(knowledge: KnowledgeBase) -> None:
     # Chicago and the US are at home for the default base's shop: the domestic times.
     times = "orders-and-shipping#how-long-does-shipping-take"
