@@ -1,10 +1,12 @@
 """Right facts, wrong facts and handoffs, per provider, on questions the engine was not tuned on.
 
-    python bench/answer_quality.py [--provider embedded extractive openai] [--split test|tune|all]
+    python bench/answer_quality.py [--provider embedded extractive openai]
+                                   [--split test|tune|fresh|all]
                                    [--openai-gguf PATH] [--show]
 
 The question sets (bench/data, written apart from the engine, each split once into a `tune` and a
-`test` half; report on `test`): customer questions over the default knowledge base (knowledge/)
+`test` half; report on `test`; `fresh` holds questions over knowledge/ written later by someone who
+read only the base): customer questions over the default knowledge base (knowledge/)
 and over the original ten-entry base (../shared/eval/original-kb) with their expected facts,
 yes/no traps, out-of-scope questions, and prompt injections (tests/data). Answers come from the
 real engine (`shared.answering.engine.answer_question`) with each provider; the grader

@@ -1,11 +1,12 @@
 """Are follow-ups understood? R@1 of a conversation's last, elliptical message, two ways.
 
-    python bench/followups.py [--split test|tune|all]
+    python bench/followups.py [--split test|tune|fresh|all]
 
 bench/data/followups.jsonl holds conversations written apart from the engine over StackFAQ and
 over knowledge/, each ending in an elliptical follow-up ("And in GitHub markdown?", "How long does
 it take?"), labelled with the entry that answers it, and split once into a tune and a test half
-(the weights of shared/answering/context.py were tuned on `tune`). For each, the right entry
+(the weights of shared/answering/context.py were tuned on `tune`); `fresh` holds 24 more over
+knowledge/, written later by someone who read only the base. For each, the right entry
 first (R@1) retrieving with the last message alone, and with the message made standalone
 (`shared.answering.engine.retrieve`, the default stack: no model rewrite). It also prints
 single-turn R@1 on StackFAQ's fold B: understanding follow-ups must not cost single questions.
