@@ -391,6 +391,56 @@ def test_a_public_key_gets_403_on_every_operator_route(
     assert len(refused) >= 20
 
 
+def test_an_answer_the_base_had_teaches_it_the_customers_words(
+    loop_settings: Settings, start_worker: StartWorker, start_api: StartApi
+) -> None:
+    # Handed off (retrieval does not know these words), answered by a person from what the
+    # contact entry says, approved as one more phrasing of it: the next customer is answered.
+    words, contact = "Is there a hotline?", "contact#how-can-i-contact-support"
+    start_worker(loop_settings)
+    http = httpx.Client(base_url=f"{start_api(loop_settings).base}/api/v1", timeout=60)
+    public = {"Authorization": f"Bearer {PUBLIC}"}
+    first = http.post("/conversations", headers=public).json()
+    asked = http.post(
+        f"/conversations/{first['conversation_id']}/messages",
+        json={"text": words},
+        headers=_customer(first["token"]),
+    ).json()
+    assert asked["action"] == "handoff" and asked["sources"][0]["id"] == contact, asked
+    conversation = first["conversation_id"]
+    http.post(
+        f"/conversations/{conversation}/replies",
+        json={"agent": "dana", "text": "Yes: call +1 800 555 0199, weekdays 8 AM to 8 PM."},
+        headers=_operator(),
+    ).raise_for_status()
+    resolved = http.post(f"/conversations/{conversation}/resolve", headers=_operator()).json()
+    suggestion_id = resolved["suggestion_id"]
+
+    approved = http.post(
+        f"/knowledge/suggestions/{suggestion_id}/approve",
+        json={"phrasing_of": contact, "agent": "dana"},
+        headers=_operator(),
+    )
+    assert approved.status_code == 200, approved.text
+    assert approved.json()["suggestion"]["entry_id"] == contact
+    (change,) = http.get("/knowledge/changes", headers=_operator()).json()["changes"]
+    assert change["action"] == "edited" and change["after"]["phrasings"][-1] == words
+    assert change["after"]["answer"] == change["before"]["answer"]
+    contact_file = (loop_settings.knowledge_path / "contact.md").read_text()
+    assert f"\nQ: {words}\nA: Our support team" in contact_file
+
+    time.sleep(loop_settings.knowledge_check_interval * 2)  # the worker reloads
+    second = http.post("/conversations", headers=public).json()
+    answer = http.post(
+        f"/conversations/{second['conversation_id']}/messages",
+        json={"text": words},
+        headers=_customer(second["token"]),
+    ).json()
+    assert answer["action"] == "answer" and answer["sources"][0]["id"] == contact, answer
+    assert "+1 800 555 0199" in answer["answer"]
+    http.close()
+
+
 def _hand_off(http: httpx.Client) -> tuple[str, str]:
     created = http.post("/conversations", headers={"Authorization": f"Bearer {PUBLIC}"}).json()
     conversation, token = created["conversation_id"], created["token"]
