@@ -208,8 +208,6 @@ def test_a_customer_chats_a_person_answers_and_the_base_learns(
     shot(console, "console-inbox-empty")
 
     ask(page, OUT_OF_SCOPE)
-    time.sleep(20)
-    print("DEBUG", page.locator("[data-support-assistant] .log").inner_text())
     page.locator("[data-support-assistant] .notice", has_text="A person will reply here").wait_for(
         timeout=120_000
     )
@@ -239,6 +237,10 @@ def test_a_customer_chats_a_person_answers_and_the_base_learns(
     console.goto(f"{system.base}/console#knowledge")
     suggestion = console.locator("article.suggestion", has_text=OUT_OF_SCOPE)
     suggestion.wait_for()
+    # The entries show the other ways customers ask them.
+    contact = console.locator("details.entry", has_text="How can I contact support?")
+    contact.locator("summary").click()
+    assert "How can I reach you?" in contact.locator("p.phrasings").inner_text()
     edited = "No. We do not sell car insurance or any other insurance."
     suggestion.locator("textarea").fill(edited)
     shot(console, "console-knowledge")
