@@ -21,6 +21,10 @@ WHOLE_ENTRY_UNITS = 2  # entries this short are given whole
 # do I make a complaint?" is not asked by one of its sentences. The closest question of
 # bench/data is at 0.8996 ("Do you ship to other countries?" to "Do you ship internationally?").
 OWN_QUESTION = 0.95
+# One of the entry's phrasings asked (at OWN_QUESTION) is answered by the statement that answers
+# it when one does this well ("Do gift cards expire?" — "Gift cards never expire.", 0.91), else
+# by the whole answer, as the question itself is ("How can I reach you?": 0.44 at best).
+PHRASING_STATEMENT = 0.75
 # The runner-up entry within this of the best one's fused score is a second reading of the question.
 SECOND_READING_MARGIN = 0.05
 
@@ -95,6 +99,13 @@ def select_units(
     scores = np.where(allowed, scores, -np.inf)
     ranked = sorted(range(len(units)), key=lambda i: -scores[i])
     best = scores[ranked[0]]
+    if (
+        dense is not None
+        and all(allowed)
+        and best < PHRASING_STATEMENT
+        and _asks_a_phrasing(knowledge, hit, query_vector)
+    ):
+        return Selection(hit=hit, units=units, scores=[1.0] * len(units))
     kept = [i for i in ranked[:MAX_UNITS] if allowed[i] and scores[i] >= best - margin]
     kept.sort()
     return Selection(
@@ -126,6 +137,13 @@ def _asks_its_question(
     # The question itself, not its phrasings: a phrasing often asks one detail ("Do gift cards
     # expire?"), which one statement answers.
     return float(vectors.questions[hit.index] @ query_vector) >= OWN_QUESTION
+
+
+def _asks_a_phrasing(knowledge: KnowledgeBase, hit: SearchHit, query_vector: Vector | None) -> bool:
+    vectors = knowledge.index.vectors
+    if query_vector is None or vectors is None or vectors.phrasings is None:
+        return False
+    return float(vectors.question_cosines(query_vector)[hit.index]) >= OWN_QUESTION
 
 
 def _unit_cosines(

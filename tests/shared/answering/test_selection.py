@@ -86,3 +86,14 @@ def test_asking_a_phrasing_word_for_word_gets_its_statement_not_the_whole_entry(
     assert phrasing in selection.hit.entry.phrasings  # the base says this entry answers it
     assert len(selection.hit.entry.units) > WHOLE_ENTRY_UNITS
     assert selection.text == "Gift cards never expire."
+
+
+def test_a_phrasing_no_one_statement_answers_gets_the_whole_entry(
+    knowledge: KnowledgeBase,
+) -> None:
+    # "How can I reach you?" is the contact entry's question asked another way: its best
+    # statement alone ("Please have your order number ready…") would answer nothing.
+    phrasing = "How can I reach you?"
+    selection = _select(knowledge, phrasing)
+    assert phrasing in selection.hit.entry.phrasings
+    assert selection.units == selection.hit.entry.units
