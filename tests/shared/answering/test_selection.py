@@ -97,3 +97,13 @@ def test_a_phrasing_no_one_statement_answers_gets_the_whole_entry(
     selection = _select(knowledge, phrasing)
     assert phrasing in selection.hit.entry.phrasings
     assert selection.units == selection.hit.entry.units
+
+
+def test_a_question_no_statement_answers_on_its_own_gets_the_whole_entry(
+    knowledge: KnowledgeBase,
+) -> None:
+    # Its best statement alone would be "Please have your order number ready…".
+    selection = _select(knowledge, "Can I call you?")
+    assert selection.hit.entry.id == "contact#how-can-i-contact-support"
+    assert selection.units == selection.hit.entry.units
+    assert "+1 800 555 0199" in selection.text
