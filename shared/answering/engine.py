@@ -327,7 +327,13 @@ def answer_question(
         and not unmentioned_subject(question, other.entry)
     ):
         readings.append(
-            select_units(knowledge=knowledge, hit=other, question=query, query_vector=query_vector)
+            select_units(
+                knowledge=knowledge,
+                hit=other,
+                question=query,
+                query_vector=query_vector,
+                whole_when_weak=False,
+            )
         )
     statements = readings_text(readings)
     key = cache_key(standalone.text, vector, vector_model, readings, hits, method)

@@ -10,6 +10,7 @@ import numpy as np
 
 from shared.knowledge import KnowledgeBase, SearchHit
 from shared.knowledge.embeddings import Vector
+from shared.knowledge.loader import EntryKind
 from shared.knowledge.search import tokenize
 
 # Tuned on the tune halves of bench/data (python bench/answer_quality.py --split tune).
@@ -21,15 +22,14 @@ WHOLE_ENTRY_UNITS = 2  # entries this short are given whole
 # do I make a complaint?" is not asked by one of its sentences. The closest question of
 # bench/data is at 0.8996 ("Do you ship to other countries?" to "Do you ship internationally?").
 OWN_QUESTION = 0.95
-# One of the entry's phrasings asked (at OWN_QUESTION) is answered by the statement that answers
-# it when one does this well ("Do gift cards expire?" — "Gift cards never expire.", 0.91), else
-# by the whole answer, as the question itself is ("How can I reach you?": 0.44 at best).
-PHRASING_STATEMENT = 0.75
-# Below this, the best statement answers nothing on its own ("Can I call you?" — "Please have your
-# order number ready…", 0.39): the whole answer does. Chosen on the tune half (extractive): right
-# 89.2 % at 0.5 (answer length 66 %), 90.3 % at 0.6 (74 %), 91.4 % at 0.65 (83 %); 0.6 for the
-# balance between a right answer and a selected one.
+# Below this, the best statement answers nothing on its own ("How can I reach you?" — "Please
+# have your order number ready…", 0.44): the whole answer does, for a Q/A entry of at most
+# WHOLE_WHEN_WEAK_UNITS statements (a long one or a passage keeps its selection). A score on the
+# default embedding model's scale (all-mpnet-base-v2; cosine + LEXICAL_WEIGHT * shared words),
+# chosen on the tune half (extractive): right 89.2 % at 0.5 (answer length 66 %), 90.3 % at 0.6
+# (74 %), 91.4 % at 0.65 (83 %) — one question for 11 points of length at 0.6, the balance.
 WEAK_STATEMENT = 0.6
+WHOLE_WHEN_WEAK_UNITS = MAX_UNITS + 1
 # The runner-up entry within this of the best one's fused score is a second reading of the question.
 SECOND_READING_MARGIN = 0.05
 
@@ -83,10 +83,12 @@ def select_units(
     question: str,
     query_vector: Vector | None,
     prefer: re.Pattern[str] | None = None,
+    whole_when_weak: bool = True,
 ) -> Selection:
     """The one to three units of the entry that best answer `question` (only units matching
     `prefer`, when the question needs them and the entry has some: a foreign place needs what is
-    said of other countries)."""
+    said of other countries); the whole answer of a short entry none of whose units answers on
+    its own, unless `whole_when_weak` is off (a second reading: an entry that weak is no answer)."""
     units = hit.entry.units
     allowed = [prefer is None or bool(prefer.search(unit)) for unit in units]
     if not any(allowed):
@@ -105,14 +107,14 @@ def select_units(
     ranked = sorted(range(len(units)), key=lambda i: -scores[i])
     best = scores[ranked[0]]
     if (
-        dense is not None
+        whole_when_weak
+        and dense is not None
         and all(allowed)
-        and (
-            best < WEAK_STATEMENT
-            or (best < PHRASING_STATEMENT and _asks_a_phrasing(knowledge, hit, query_vector))
-        )
+        and best < WEAK_STATEMENT
+        and hit.entry.kind is EntryKind.QA
+        and len(units) <= WHOLE_WHEN_WEAK_UNITS
     ):
-        return Selection(hit=hit, units=units, scores=[1.0] * len(units))
+        return Selection(hit=hit, units=units, scores=[float(scores[i]) for i in range(len(units))])
     kept = [i for i in ranked[:MAX_UNITS] if allowed[i] and scores[i] >= best - margin]
     kept.sort()
     return Selection(
@@ -144,13 +146,6 @@ def _asks_its_question(
     # The question itself, not its phrasings: a phrasing often asks one detail ("Do gift cards
     # expire?"), which one statement answers.
     return float(vectors.questions[hit.index] @ query_vector) >= OWN_QUESTION
-
-
-def _asks_a_phrasing(knowledge: KnowledgeBase, hit: SearchHit, query_vector: Vector | None) -> bool:
-    vectors = knowledge.index.vectors
-    if query_vector is None or vectors is None or vectors.phrasings is None:
-        return False
-    return float(vectors.question_cosines(query_vector)[hit.index]) >= OWN_QUESTION
 
 
 def _unit_cosines(

@@ -6,13 +6,16 @@ from shared.answering.selection import (
     MARGIN,
     MAX_UNITS,
     SECOND_READING_MARGIN,
+    WEAK_STATEMENT,
     WHOLE_ENTRY_UNITS,
+    WHOLE_WHEN_WEAK_UNITS,
     Selection,
     readings_text,
     second_reading,
     select_units,
 )
-from shared.knowledge import KnowledgeBase
+from shared.knowledge import Entry, KnowledgeBase
+from shared.knowledge.loader import EntryKind
 
 
 def _select(knowledge: KnowledgeBase, question: str) -> Selection:
@@ -97,6 +100,34 @@ def test_a_phrasing_no_one_statement_answers_gets_the_whole_entry(
     selection = _select(knowledge, phrasing)
     assert phrasing in selection.hit.entry.phrasings
     assert selection.units == selection.hit.entry.units
+    # Not as a second reading: an entry that weak for the question is no answer to it.
+    vector = knowledge.embed_query(phrasing)
+    second = select_units(
+        knowledge=knowledge, hit=selection.hit, question=phrasing, query_vector=vector,
+        whole_when_weak=False,
+    )  # fmt: skip
+    assert len(second.units) < len(selection.hit.entry.units)
+
+
+def test_a_long_entry_or_a_passage_keeps_its_selection_however_weak(
+    knowledge: KnowledgeBase,
+) -> None:
+    question = "Can I call you?"
+    long_answer = (
+        " ".join(f"Statement number {n} says something about our shop." for n in range(1, 7))
+        + " Please have your order number ready when you phone us."
+    )
+    entries = [
+        Entry("faq#contact", "How can I contact support?", long_answer, "faq"),
+        Entry("faq#about", "About us", long_answer, "faq", kind=EntryKind.PASSAGE),
+    ]
+    base = KnowledgeBase.from_entries(entries, embedder=knowledge.index.embedder)
+    vector = base.embed_query(question)
+    for hit in base.search(question, k=2, query_vector=vector):
+        assert len(hit.entry.units) > WHOLE_WHEN_WEAK_UNITS or hit.entry.kind is EntryKind.PASSAGE
+        selection = select_units(knowledge=base, hit=hit, question=question, query_vector=vector)
+        assert max(selection.scores) < WEAK_STATEMENT  # weak, yet selected
+        assert 1 <= len(selection.units) <= MAX_UNITS
 
 
 def test_a_question_no_statement_answers_on_its_own_gets_the_whole_entry(
