@@ -43,15 +43,12 @@ _WANTS_A_PERSON = re.compile(
     ),
     re.IGNORECASE,
 )
-_MENTIONS_A_PERSON = re.compile(
-    r"\b(?:real|live|actual) (?:person|human|agent)s?\b|\b(?:someone|somebody) real\b",
-    re.IGNORECASE,
-)
+_A_REAL_PERSON = r"\b(?:(?:real|live|actual) (?:person|human|agent)s?|(?:someone|somebody) real)\b"
+_MENTIONS_A_PERSON = re.compile(_A_REAL_PERSON, re.IGNORECASE)
 # A question about when such a person answers ("how long till a real person replies?") asks for
 # the live chat's reply time, not for a person now: that one sentence does not count.
 _REPLY_TIME = re.compile(
-    r"\b(?:how (?:long|soon|fast|quickly)|when|what time)\b[^.?!]*?"
-    r"\b(?:(?:real|live|actual) (?:person|human|agent)s?|(?:someone|somebody) real)\b"
+    rf"\b(?:how (?:long|soon|fast|quickly)|when|what time)\b[^.?!]*?{_A_REAL_PERSON}"
     r"[^.?!]*?\b(?:repl|answer|respond|gets? back|pick|join|available|online|start|work)",
     re.IGNORECASE,
 )

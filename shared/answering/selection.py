@@ -114,7 +114,7 @@ def select_units(
         and hit.entry.kind is EntryKind.QA
         and len(units) <= WHOLE_WHEN_WEAK_UNITS
     ):
-        return Selection(hit=hit, units=units, scores=[float(scores[i]) for i in range(len(units))])
+        return Selection(hit=hit, units=units, scores=[float(score) for score in scores])
     kept = [i for i in ranked[:MAX_UNITS] if allowed[i] and scores[i] >= best - margin]
     kept.sort()
     return Selection(

@@ -235,6 +235,12 @@ def load_entries(files: Iterable[Path], *, root: Path) -> list[Entry]:
     return entries
 
 
+def phrasing_rows(entries: Iterable[Entry]) -> list[tuple[int, str]]:
+    """Every phrasing of the entries as (entry index, text), in entry order: the rows of the
+    phrasing vectors."""
+    return [(i, text) for i, entry in enumerate(entries) for text in entry.phrasings]
+
+
 def content_version(entries: Iterable[Entry]) -> str:
     """A short hash of the loaded content: equal bases have equal versions."""
     digest = hashlib.sha256()

@@ -25,7 +25,13 @@ from shared.knowledge.embeddings import (
     minilm_embedder,
     mpnet_embedder,
 )
-from shared.knowledge.loader import Entry, content_version, knowledge_files, load_entries
+from shared.knowledge.loader import (
+    Entry,
+    content_version,
+    knowledge_files,
+    load_entries,
+    phrasing_rows,
+)
 from shared.knowledge.search import (
     DenseVectors,
     HybridIndex,
@@ -107,7 +113,7 @@ class KnowledgeBase:
         if embedder is not None and entries:
             cache = cache or EmbeddingCache(None)
             questions = [entry.dense_texts[0] for entry in entries]
-            phrasings = [(i, text) for i, entry in enumerate(entries) for text in entry.phrasings]
+            phrasings = phrasing_rows(entries)
             embedded = cache.embed(
                 embedder, questions + [text for _, text in phrasings], progress=progress
             )

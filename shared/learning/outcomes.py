@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from shared.answering.handoff import HandoffReason
 from shared.conversations.models import Feedback, Message, MessageRole, Rating
 from shared.inbox.models import Handoff
+from shared.knowledge.loader import phrasing_rows
 from shared.knowledge.models import KnowledgeChange
 from shared.knowledge.search import HybridIndex
 from shared.knowledge.service import ChangeAction
@@ -113,8 +114,7 @@ def _without_phrasing(base: KnowledgeBase, phrasing: str) -> HybridIndex:
     vectors = base.index.vectors
     if vectors is None or vectors.phrasings is None or vectors.phrasing_entries is None:
         return base.index
-    texts = [text for entry in base.entries for text in entry.phrasings]
-    keep = np.array([text != phrasing for text in texts], dtype=bool)
+    keep = np.array([text != phrasing for _, text in phrasing_rows(base.entries)], dtype=bool)
     return base.index.with_vectors(
         replace(
             vectors,

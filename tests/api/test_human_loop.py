@@ -399,15 +399,8 @@ def test_an_answer_the_base_had_teaches_it_the_customers_words(
     words, contact = "Is there a hotline?", "contact#how-can-i-contact-support"
     start_worker(loop_settings)
     http = httpx.Client(base_url=f"{start_api(loop_settings).base}/api/v1", timeout=60)
-    public = {"Authorization": f"Bearer {PUBLIC}"}
-    first = http.post("/conversations", headers=public).json()
-    asked = http.post(
-        f"/conversations/{first['conversation_id']}/messages",
-        json={"text": words},
-        headers=_customer(first["token"]),
-    ).json()
+    conversation, _, asked = _ask_in_a_new_conversation(http, words)
     assert asked["action"] == "handoff" and asked["sources"][0]["id"] == contact, asked
-    conversation = first["conversation_id"]
     http.post(
         f"/conversations/{conversation}/replies",
         json={"agent": "dana", "text": "Yes: call +1 800 555 0199, weekdays 8 AM to 8 PM."},
@@ -430,25 +423,24 @@ def test_an_answer_the_base_had_teaches_it_the_customers_words(
     assert f"\nQ: {words}\nA: Our support team" in contact_file
 
     time.sleep(loop_settings.knowledge_check_interval * 2)  # the worker reloads
-    second = http.post("/conversations", headers=public).json()
-    answer = http.post(
-        f"/conversations/{second['conversation_id']}/messages",
-        json={"text": words},
-        headers=_customer(second["token"]),
-    ).json()
+    _, _, answer = _ask_in_a_new_conversation(http, words)
     assert answer["action"] == "answer" and answer["sources"][0]["id"] == contact, answer
     assert "+1 800 555 0199" in answer["answer"]
     http.close()
 
 
-def _hand_off(http: httpx.Client) -> tuple[str, str]:
+def _ask_in_a_new_conversation(http: httpx.Client, text: str) -> tuple[str, str, dict[str, Any]]:
+    """A customer starts a conversation and asks: its id, its token and the reply."""
     created = http.post("/conversations", headers={"Authorization": f"Bearer {PUBLIC}"}).json()
     conversation, token = created["conversation_id"], created["token"]
-    asked = http.post(
-        f"/conversations/{conversation}/messages",
-        json={"text": OUT_OF_SCOPE},
-        headers=_customer(token),
+    reply = http.post(
+        f"/conversations/{conversation}/messages", json={"text": text}, headers=_customer(token)
     ).json()
+    return conversation, token, reply
+
+
+def _hand_off(http: httpx.Client) -> tuple[str, str]:
+    conversation, token, asked = _ask_in_a_new_conversation(http, OUT_OF_SCOPE)
     assert asked["action"] == "handoff"
     return conversation, token
 

@@ -117,7 +117,7 @@ def test_q_lines_one_under_the_other_are_phrasings_of_one_entry() -> None:
     assert second.question == "Do you have stores?" and second.phrasings == ()
 
 
-def test_phrasings_are_searched_like_the_question_and_change_the_version(tmp_path: Path) -> None:
+def test_phrasings_are_in_the_entry_text_and_change_the_version(tmp_path: Path) -> None:
     (tmp_path / "faq.md").write_text("Q: Do you sell gift cards?\nA: Yes, from $10 to $200.\n")
     plain = load_entries([tmp_path / "faq.md"], root=tmp_path)
     (tmp_path / "faq.md").write_text(
