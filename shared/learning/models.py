@@ -40,7 +40,7 @@ class Suggestion(Base):
         default=SuggestionStatus.PENDING,
         index=True,
     )
-    # The entries it resembles, most similar first: [{id, question, score}].
+    # The entries it resembles, most similar first: [{id, question, answer, score, kind}].
     similar: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     # The entry it nearly repeats (cosine above LEARNING_DUPLICATE_COSINE), if any.
     duplicate_of: Mapped[str | None] = mapped_column(String(300))

@@ -14,6 +14,12 @@ class SimilarEntry(BaseModel):
     score: float = Field(
         description="Cosine of the suggestion's question to the entry's (or its closest phrasing)."
     )
+    # Suggestions compared before the kind was recorded read as Q:/A: (a phrasing approved for a
+    # passage is refused: 422).
+    kind: str = Field(
+        default="qa",
+        description="qa (a Q:/A: entry: it takes phrasings) or passage (markdown under a heading).",
+    )
 
 
 class SuggestionView(BaseModel):

@@ -78,6 +78,7 @@ def compare(*, suggestion: Suggestion, knowledge: KnowledgeBase, duplicate_cosin
             "question": knowledge.entries[i].question,
             "answer": knowledge.entries[i].answer,
             "score": round(float(cosines[i]), 4),
+            "kind": knowledge.entries[i].kind.value,
         }
         for i in best
     ]

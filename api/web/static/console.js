@@ -223,8 +223,9 @@
               return h("li", { class: e.id === s.duplicate_of ? "duplicate" : "" },
                 h("strong", { text: e.question + " (" + e.score.toFixed(2) + (e.id === s.duplicate_of ? ", near-duplicate" : "") + ")" }),
                 h("p", { text: e.answer }),
-                // The entry answered it already: teach it the customer's words instead of a new entry.
-                h("button", { type: "button", text: "Add the question as a phrasing of this entry", "aria-label": "Add the question as a phrasing of: " + e.question, onclick: function () {
+                // The entry answered it already: teach it the customer's words instead of a new
+                // entry. Only a Q:/A: entry has questions to add to; a passage has a heading.
+                e.kind === "passage" ? null : h("button", { type: "button", text: "Add the question as a phrasing of this entry", "aria-label": "Add the question as a phrasing of: " + e.question, onclick: function () {
                   api("/knowledge/suggestions/" + s.id + "/approve", { method: "POST", body: { question: question.value, phrasing_of: e.id, agent: agent() } })
                     .then(function (r) { say("Added as a phrasing: knowledge version " + r.version + "."); loadSuggestions(); loadEntries(); loadHistory(); }).catch(failed);
                 } }));

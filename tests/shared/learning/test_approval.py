@@ -11,11 +11,13 @@ from shared.core.config import PROJECT_ROOT, Settings
 from shared.core.db import session_scope
 from shared.knowledge import KnowledgeBase
 from shared.knowledge.editing import EntryNotFound, InvalidEntry, KnowledgeFiles
+from shared.knowledge.loader import EntryKind
 from shared.knowledge.models import KnowledgeChange
 from shared.knowledge.store import create_embedder
 from shared.learning import service as learning
 from shared.learning.models import Suggestion, SuggestionStatus
 from shared.learning.outcomes import read_outcomes
+from shared.learning.schemas import SuggestionView
 from tests.shared.learning.test_outcomes import Story
 
 CONTACT = "contact#how-can-i-contact-support"
@@ -100,3 +102,31 @@ def test_a_phrasing_keeps_the_answer_and_needs_an_entry_that_exists(
         suggestion = session.get(Suggestion, suggestion_id)
         assert suggestion is not None and suggestion.status is SuggestionStatus.PENDING
         assert not session.query(KnowledgeChange).all()
+
+
+def test_a_passage_it_resembles_is_marked_as_one_and_takes_no_phrasing(
+    sessions: sessionmaker[Session], folder: Path
+) -> None:
+    (folder / "couriers.md").write_text(
+        "# Deliveries that go wrong\nRing the courier desk when a delivery goes wrong.\n"
+    )
+    base = _load(folder)
+    suggestion_id = _suggestion(sessions, base)
+    with session_scope(sessions) as session:
+        suggestion = session.get(Suggestion, suggestion_id)
+        assert suggestion is not None
+        assert learning.compare(suggestion=suggestion, knowledge=base, duplicate_cosine=0.99)
+        view = SuggestionView.from_suggestion(suggestion)
+    assert view.similar is not None
+    kinds = {entry.id: entry.kind for entry in view.similar}
+    passage = next(e.id for e in base.entries if e.kind is EntryKind.PASSAGE)
+    assert kinds.get(passage) == "passage", kinds  # the console offers it no phrasing
+    assert {kind for entry_id, kind in kinds.items() if entry_id != passage} == {"qa"}
+
+    text = (folder / "couriers.md").read_text()
+    with pytest.raises(InvalidEntry), session_scope(sessions) as session:
+        learning.approve(
+            session=session, files=KnowledgeFiles(folder), suggestion_id=suggestion_id,
+            actor="dana", phrasing_of=passage,
+        )  # fmt: skip
+    assert (folder / "couriers.md").read_text() == text
