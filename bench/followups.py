@@ -6,7 +6,9 @@ bench/data/followups.jsonl holds conversations written apart from the engine ove
 over knowledge/, each ending in an elliptical follow-up ("And in GitHub markdown?", "How long does
 it take?"), labelled with the entry that answers it, and split once into a tune and a test half
 (the weights of shared/answering/context.py were tuned on `tune`); `fresh` holds 24 more over
-knowledge/, written later by someone who read only the base. For each, the right entry
+knowledge/, written later by someone who read only the base; the last 48 lines, 48 more over
+knowledge/ written the same way, were split at random (seed 2026) into 24 tune and 24 test
+before any was looked at. For each, the right entry
 first (R@1) retrieving with the last message alone, and with the message made standalone
 (`shared.answering.engine.retrieve`, the default stack: no model rewrite). It also prints
 single-turn R@1 on StackFAQ's fold B: understanding follow-ups must not cost single questions.

@@ -5,7 +5,7 @@ from collections.abc import Sequence
 import httpx
 import pytest
 
-from shared.answering.context import bare_follow_up, standalone_question
+from shared.answering.context import bare_follow_up, said_of, standalone_question, subject_of
 from shared.answering.engine import ContextMethod, Retrieval, retrieve
 from shared.knowledge import KnowledgeBase
 from shared.llm import LLMProvider, Turn
@@ -69,7 +69,30 @@ def test_a_follow_up_is_retrieved_with_the_turn_before_it(knowledge: KnowledgeBa
     )
     assert alone[0].entry.id != ABROAD  # the message alone means nothing in particular
     assert found.hits[0].entry.id == ABROAD
-    assert "Do you ship internationally?" in found.standalone.text
+    # asked of what the turn before named, in place of "it"
+    assert found.standalone.text == "How long does ship internationally take?"
+
+
+def test_a_bare_follow_up_asks_its_own_question_of_the_earlier_subject(
+    knowledge: KnowledgeBase,
+) -> None:
+    # "how long" was the earlier turn's question; "what does it cost" replaces it.
+    delivery = "how long does standard delivery usually take?"
+    found = _retrieve(knowledge, "ok and what does it cost?", history=[Turn("customer", delivery)])
+    assert found.standalone.text == "ok and what does standard delivery cost?"
+    assert found.hits[0].entry.id == "orders-and-shipping#how-much-does-shipping-cost"
+    assert said_of("How much?", "Do you ship internationally?") == "How much ship internationally?"
+    assert said_of("How long does it take?", "How long does it take?") is None  # names nothing
+
+
+def test_thanks_and_greetings_are_not_what_the_customer_asked_about(
+    knowledge: KnowledgeBase,
+) -> None:
+    for courtesy in ("thanks!", "ok great, thank you", "hi there"):
+        history = [*SHIPPED_ABROAD, Turn("customer", courtesy)]
+        assert subject_of(history) == "Do you ship internationally?"
+        assert _first_hit(knowledge, *[t.text for t in history], "How long does it take?") == ABROAD
+    assert subject_of([Turn("customer", "hi")]) is None
 
 
 def test_a_new_question_in_the_same_conversation_is_not_dragged_back(
