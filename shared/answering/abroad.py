@@ -159,12 +159,15 @@ def places_text(message: str, history: Sequence[Turn], standalone: StandaloneQue
     """The text whose places the message is about: its own when it names one ("For my order here
     in Boston…"); for a follow-up that names none, also the last of the customer's recent
     messages that named one ("How long does it take?" after "Do you ship to the UK?" and "Do I
-    pay customs?" is about the UK)."""
+    pay customs?" is about the UK), or the subject the conversation is still on."""
     if standalone.rewritten:  # the model put in what the conversation says
         return standalone.text
     if names_a_place(message):  # with the countries of the states it names ("to Ontario")
         return " ".join([message, *regions_of(message).values()])
     placed = next((text for text in reversed(recent_messages(history)) if names_a_place(text)), "")
+    if not placed:  # the subject may be further back, past a run of follow-ups and thanks
+        subject = subject_of(history) or ""
+        placed = subject if names_a_place(subject) else ""
     return f"{placed} {standalone.text}".strip()
 
 

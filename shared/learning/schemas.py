@@ -4,6 +4,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
+from shared.knowledge.loader import EntryKind
 from shared.learning.models import Suggestion, SuggestionStatus
 
 
@@ -16,8 +17,8 @@ class SimilarEntry(BaseModel):
     )
     # Suggestions compared before the kind was recorded read as Q:/A: (a phrasing approved for a
     # passage is refused: 422).
-    kind: str = Field(
-        default="qa",
+    kind: EntryKind = Field(
+        default=EntryKind.QA,
         description="qa (a Q:/A: entry: it takes phrasings) or passage (markdown under a heading).",
     )
 

@@ -43,8 +43,10 @@ def draft_suggestion(*, session: Session, handoff: Handoff) -> Suggestion | None
         return None
     packet = Packet.model_validate(handoff.packet)
     asked, standalone = packet.customer_message.strip(), (packet.standalone_question or "").strip()
-    # A standalone question a model rewrote reads as one; one made by joining the earlier turn
-    # to the message (no model to rewrite it) does not: then the message is the question.
+    # A standalone question that reads as one is the question: a model's rewrite, or a bare
+    # follow-up asked of what the earlier turn named ("How long does ship internationally
+    # take?" says more than "How long does it take?"); the earlier turns joined to the message
+    # (or the message alone) do not: then the message is the question.
     question = standalone if standalone and not standalone.endswith(asked) else asked
     if not question:
         return None

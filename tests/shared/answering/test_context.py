@@ -81,18 +81,63 @@ def test_a_bare_follow_up_asks_its_own_question_of_the_earlier_subject(
     found = _retrieve(knowledge, "ok and what does it cost?", history=[Turn("customer", delivery)])
     assert found.standalone.text == "ok and what does standard delivery cost?"
     assert found.hits[0].entry.id == "orders-and-shipping#how-much-does-shipping-cost"
-    assert said_of("How much?", "Do you ship internationally?") == "How much ship internationally?"
-    assert said_of("How long does it take?", "How long does it take?") is None  # names nothing
 
 
-def test_thanks_and_greetings_are_not_what_the_customer_asked_about(
+@pytest.mark.parametrize(
+    ("message", "earlier", "said"),
+    [
+        ("How much?", "Do you ship internationally?", "How much ship internationally?"),
+        ("How long does it take?", "Is there a live chat?", "How long does a live chat take?"),
+        # the small words that place it stay: "to Toronto" is a place, "Toronto" alone is not
+        (
+            "How long does it take?",
+            "Do you ship to Toronto?",
+            "How long does ship to Toronto take?",
+        ),
+        # the customer's words are put in as they are, never read as a pattern
+        (
+            "How long does it take?",
+            r"Can I return size 10\12?",
+            r"How long does return size 10\12 take?",
+        ),
+        ("How long does it take?", "How long does it take?", None),  # names nothing
+        ("How long does it take?", " ".join(["word"] * 20), None),  # too long to paste in
+    ],
+)
+def test_what_a_bare_follow_up_is_asked_of(message: str, earlier: str, said: str | None) -> None:
+    assert said_of(message, earlier) == said
+
+
+def test_a_message_that_stands_alone_is_searched_with_its_own_words(
     knowledge: KnowledgeBase,
 ) -> None:
-    for courtesy in ("thanks!", "ok great, thank you", "hi there"):
-        history = [*SHIPPED_ABROAD, Turn("customer", courtesy)]
-        assert subject_of(history) == "Do you ship internationally?"
-        assert _first_hit(knowledge, *[t.text for t in history], "How long does it take?") == ABROAD
+    # The earlier turn nudges its vector, but its words are not searched for.
+    found = _retrieve(knowledge, "Can I change my delivery address?", history=SHIPPED_ABROAD)
+    assert found.standalone.text == "Can I change my delivery address?"
+
+
+@pytest.mark.parametrize("courtesy", ["thanks!", "ok great, thank you", "hi there", "no"])
+def test_thanks_and_greetings_are_not_what_the_customer_asked_about(
+    knowledge: KnowledgeBase, courtesy: str
+) -> None:
+    history = [*SHIPPED_ABROAD, Turn("customer", courtesy)]
+    assert subject_of(history) == "Do you ship internationally?"
+    assert _first_hit(knowledge, *(t.text for t in history), "How long does it take?") == ABROAD
+
+
+def test_a_request_is_not_taken_for_courtesy() -> None:
+    assert subject_of([Turn("customer", "Please get back to me")]) == "Please get back to me"
     assert subject_of([Turn("customer", "hi")]) is None
+
+
+def test_a_place_named_before_a_long_run_of_follow_ups_still_holds(
+    knowledge: KnowledgeBase,
+) -> None:
+    # Toronto is further back than the recent turns: what the base says of abroad, still.
+    toronto = ("Do you ship to Toronto?", "How much does it cost?", "How long does it take?")
+    run = (*toronto, "Is that quick?", "When does it happen?")
+    assert _first_hit(knowledge, *run) == ABROAD
+    assert _first_hit(knowledge, *run, "How much is express shipping?") == ABROAD
 
 
 def test_a_new_question_in_the_same_conversation_is_not_dragged_back(
