@@ -5,7 +5,7 @@ or price is never given for a place abroad (`shared.answering.engine.retrieve` u
 import re
 from collections.abc import Sequence
 
-from shared.answering.context import StandaloneQuestion, subject_of
+from shared.answering.context import StandaloneQuestion, says_nothing, subject_of
 from shared.answering.places import countries_of, country_name, names_a_place, regions_of
 from shared.knowledge import Entry, KnowledgeBase, RetrievalMethod, SearchHit
 from shared.knowledge.embeddings import Vector
@@ -151,8 +151,10 @@ SAME_SUBJECT = 0.45
 
 
 def recent_messages(history: Sequence[Turn]) -> list[str]:
-    """The customer's last `RECENT_TURNS` messages, oldest first."""
-    return [turn.text for turn in history if turn.role == "customer"][-RECENT_TURNS:]
+    """The customer's last `RECENT_TURNS` messages that say something (not "thanks"), oldest
+    first."""
+    said = [turn.text for turn in history if turn.role == "customer"]
+    return [text for text in said if not says_nothing(text)][-RECENT_TURNS:]
 
 
 def places_text(message: str, history: Sequence[Turn], standalone: StandaloneQuestion) -> str:
@@ -178,9 +180,10 @@ def abroad_before(
     recent messages said "international", "abroad"…, and what the conversation asked about is
     answered by an entry that speaks of abroad ("How long does it take?" after "Do you ship
     internationally?", not after "Can I get a refund if I ordered from overseas?")."""
-    if ABROAD.search(message) or not any(ABROAD.search(t) for t in recent_messages(history)):
-        return False
     subject = subject_of(history)
+    earlier = [*recent_messages(history), subject or ""]  # the subject may be further back
+    if ABROAD.search(message) or not any(ABROAD.search(text) for text in earlier):
+        return False
     best = knowledge.search(subject, k=1, method=method) if subject else []
     return bool(best) and speaks_of_abroad(best[0].entry)
 

@@ -52,7 +52,8 @@ MAX_SUBJECT_WORDS = 12  # what a bare follow-up is asked of, at most
 
 _EDGE_PUNCTUATION = "?!.,;:¿¡\"'()[]"
 
-_PRONOUN = re.compile(r"\b(?:it|they|them|that|this)\b", re.IGNORECASE)
+# With what a contraction joins to it: "it's", "that'll".
+_PRONOUN = re.compile(r"\b(?:it|they|them|that|this)(?:['\u2019](?:s|re|ll|d))?\b", re.IGNORECASE)
 _QUESTION_WORDS = (
     "how what when where which why who does do did is are can could will would should "
 )
@@ -127,15 +128,21 @@ def subject_of(history: Sequence[Turn]) -> str | None:
 
 def named_in(text: str) -> list[str]:
     """The words of `text` that say what it is about, without those that ask ("how long does",
-    "is there", "can I") and pronouns, with the small words that place it ("to the UK")."""
+    "is there", "can I") and pronouns, with the small words that place it ("to the UK", "to the
+    US": a word in capitals is a name, not "us")."""
     words = (word.strip(_EDGE_PUNCTUATION) for word in _PRONOUN.sub(" ", text).split())
-    return [
-        word
-        for word in words
-        if word
-        and word.lower() not in _NOT_NAMING
-        and (not (terms := set(tokenize([word])[0])) or terms - _ASKING - _VAGUE)
-    ]
+    return [word for word in words if word and (_is_name(word) or _names_something(word))]
+
+
+def _is_name(word: str) -> bool:
+    return len(word) > 1 and word.isupper()
+
+
+def _names_something(word: str) -> bool:
+    if word.lower() in _NOT_NAMING:
+        return False
+    terms = set(tokenize([word])[0])
+    return not terms or bool(terms - _ASKING - _VAGUE)  # a small word ("to") is kept
 
 
 def said_of(message: str, earlier: str) -> str | None:

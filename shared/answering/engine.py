@@ -305,9 +305,11 @@ def answer_question(
             fallback_reason="unmentioned_subject" if unmentioned else None,
         )
 
-    selection = select_units(
-        knowledge=knowledge, hit=hits[0], question=query, query_vector=query_vector
-    )
+    # A message that stood on its own chooses the statements by its own meaning: the earlier
+    # turns only nudged which entry it found ("What's your phone number?" after "Do you ship
+    # internationally?" wants the phone line, not the sentence about an order number).
+    chooser = message_vector if query == question and query_vector is not None else query_vector
+    selection = select_units(knowledge=knowledge, hit=hits[0], question=query, query_vector=chooser)
     if method is ContextMethod.ALL:
         selection = Selection(hit=hits[0], units=hits[0].entry.units, scores=[])
     readings = [selection]
@@ -331,7 +333,7 @@ def answer_question(
                 knowledge=knowledge,
                 hit=other,
                 question=query,
-                query_vector=query_vector,
+                query_vector=chooser,
                 whole_when_weak=False,
             )
         )

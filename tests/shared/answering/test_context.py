@@ -100,6 +100,9 @@ def test_a_bare_follow_up_asks_its_own_question_of_the_earlier_subject(
             r"Can I return size 10\12?",
             r"How long does return size 10\12 take?",
         ),
+        # a name in capitals is not "us"; a contraction goes with its pronoun
+        ("Is it free?", "Do you ship to the US?", "Is ship to the US free?"),
+        ("Is it free?", "it's for my mum", "Is for mum free?"),
         ("How long does it take?", "How long does it take?", None),  # names nothing
         ("How long does it take?", " ".join(["word"] * 20), None),  # too long to paste in
     ],
@@ -123,6 +126,11 @@ def test_thanks_and_greetings_are_not_what_the_customer_asked_about(
     history = [*SHIPPED_ABROAD, Turn("customer", courtesy)]
     assert subject_of(history) == "Do you ship internationally?"
     assert _first_hit(knowledge, *(t.text for t in history), "How long does it take?") == ABROAD
+
+
+def test_abroad_said_before_some_thanks_still_holds(knowledge: KnowledgeBase) -> None:
+    thanked = (*(t.text for t in SHIPPED_ABROAD), "thanks", "ok", "great")
+    assert _first_hit(knowledge, *thanked, "How long does shipping take?") == ABROAD
 
 
 def test_a_request_is_not_taken_for_courtesy() -> None:

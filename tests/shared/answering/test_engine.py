@@ -175,6 +175,17 @@ def test_a_question_about_another_country_gets_no_domestic_second_reading(
     assert "\n\n" not in answer.text and "$4.99" not in answer.text
 
 
+def test_a_new_question_in_a_conversation_gets_the_statements_it_asks_for(
+    knowledge: KnowledgeBase,
+) -> None:
+    # The earlier turn nudges which entry is found, not which of its statements answer.
+    first, _ = _ask(knowledge, "What's your phone number?", None)
+    history = [Turn(role="customer", text="Do you ship internationally?")]
+    later, _ = _ask(knowledge, "What's your phone number?", None, history=history)
+    assert "555 0199" in first.text
+    assert later.text == first.text
+
+
 def test_a_question_about_home_gets_no_second_reading_about_abroad(
     knowledge: KnowledgeBase,
 ) -> None:
