@@ -10,8 +10,10 @@ lines without an `entry_id`, and a built-in set of general questions no shop's b
 database at DATABASE_URL; see shared/learning/outcomes.py): answers rated up and handoffs the base
 could have answered after all count as answerable; answers rated down and handoffs a person
 answered with new knowledge as out of scope. The curve is
-fitted with both classes weighted equally; the command prints the curve before and after, and how
-many of the examples each side of the handoff threshold would move. `--write` keeps the curve in
+fitted with both classes weighted equally; the command prints the curve before and after, how
+many of the examples each side of the handoff threshold would move, and for a few thresholds the
+share of answerable examples handed off against the share of out-of-scope ones answered (what a
+support team trades when it sets HANDOFF_THRESHOLD). `--write` keeps the curve in
 the knowledge folder (calibration.json), where every process picks it up.
 """
 
@@ -34,6 +36,7 @@ from shared.knowledge.calibration import (
     fit_curve,
     save_calibration,
     top_cosines,
+    trade_off,
 )
 from shared.learning.outcomes import Outcomes, read_outcomes
 from shared.llm import Passage, create_http_client, create_provider
@@ -142,6 +145,9 @@ def main(argv: list[str] | None = None) -> int:
     ):
         print(line)
     print(f"slope {after.slope}, intercept {after.intercept}")
+    print(f"with this curve (HANDOFF_THRESHOLD is {settings.handoff_threshold}):")
+    for line in trade_off(after, inside=inside, outside=outside):
+        print(line)
     if args.write:
         path = calibration_path(settings.knowledge_path)
         save_calibration(path, after)

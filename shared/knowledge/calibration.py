@@ -5,6 +5,7 @@ beside it (`calibration.json` in the knowledge folder)."""
 import json
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -139,4 +140,29 @@ def describe(
         f"threshold {threshold}: cosine {before.threshold_cosine(threshold):.3f} -> "
         f"{after.threshold_cosine(threshold):.3f}"
     )
+    return lines
+
+
+TRADE_OFF_THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
+
+
+def trade_off(
+    calibration: Calibration,
+    *,
+    inside: npt.NDArray[np.float64],
+    outside: npt.NDArray[np.float64],
+    thresholds: Sequence[float] = TRADE_OFF_THRESHOLDS,
+) -> list[str]:
+    """What each HANDOFF_THRESHOLD would do with the examples under `calibration`: the share of
+    answerable ones handed off against the share of out-of-scope ones answered. The confidence
+    gate alone: the engine's other checks hand off some more questions of either kind."""
+    lines = [f"{'threshold':>9} | {'answerable handed off':>21} | {'out of scope answered':>21}"]
+    for threshold in thresholds:
+        cells = []
+        for values, counted in ((inside, False), (outside, True)):
+            answered = np.array([calibration.confidence(v) >= threshold for v in values], bool)
+            n = int((answered == counted).sum())
+            share = n / len(values) if len(values) else 0.0
+            cells.append(f"{n:>4}/{len(values):<4} {share:>6.1%}")
+        lines.append(f"{threshold:>9.2f} | {cells[0]:>21} | {cells[1]:>21}")
     return lines

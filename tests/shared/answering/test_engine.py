@@ -175,6 +175,16 @@ def test_a_question_about_another_country_gets_no_domestic_second_reading(
     assert "\n\n" not in answer.text and "$4.99" not in answer.text
 
 
+def test_an_entry_that_names_nothing_asked_for_is_no_answer_even_when_confident(
+    knowledge: KnowledgeBase,
+) -> None:
+    # The best entry ("We sell online only.") passes the confidence curve.
+    answer, _ = _ask(knowledge, "Do you sell car insurance?", None)
+    assert answer.confidence >= SETTINGS.handoff_threshold
+    assert answer.action is AnswerAction.HANDOFF
+    assert answer.fallback_reason == "unmentioned_subject"
+
+
 def test_a_new_question_in_a_conversation_gets_the_statements_it_asks_for(
     knowledge: KnowledgeBase,
 ) -> None:
