@@ -5,7 +5,8 @@ or price is never given for a place abroad (`shared.answering.engine.retrieve` u
 import re
 from collections.abc import Sequence
 
-from shared.answering.context import StandaloneQuestion, says_nothing, subject_of
+from shared.answering.context import StandaloneQuestion, subject_of
+from shared.answering.courtesy import says_nothing
 from shared.answering.places import countries_of, country_name, names_a_place, regions_of
 from shared.knowledge import Entry, KnowledgeBase, RetrievalMethod, SearchHit
 from shared.knowledge.embeddings import Vector

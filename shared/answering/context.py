@@ -35,6 +35,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from shared.answering.courtesy import says_nothing
 from shared.core.errors import LLMError
 from shared.knowledge import KnowledgeBase
 from shared.knowledge.embeddings import Vector
@@ -77,24 +78,6 @@ _VAGUE_WORDS = (
 _VAGUE = set(tokenize([_VAGUE_WORDS])[0])
 # The same, as written, with the small words of asking that retrieval drops ("is there", "I").
 _NOT_NAMING = set(f"{_QUESTION_WORDS} {_VAGUE_WORDS} i u am there".split())
-
-
-# What a customer says between questions: "thanks", "ok great", "hi".
-_COURTESY = set(
-    tokenize(
-        [
-            "thanks thank thx ty so very much lot you ok okay k great cool nice perfect awesome "
-            "brilliant lovely good fine alright right sure yes yeah yep hi hello hey there cheers "
-            "bye got see understood oh ah wow"
-        ]
-    )[0]
-)
-
-
-def says_nothing(message: str) -> bool:
-    """Courtesy and nothing else, no subject to search with: "thanks so much", "ok great!",
-    "no" (not "Please get back to me", which asks something)."""
-    return set(tokenize([message])[0]) <= _COURTESY
 
 
 def bare_follow_up(message: str) -> bool:

@@ -26,6 +26,7 @@ from shared.answering.abroad import (
     speaks_of_abroad_first,
 )
 from shared.answering.context import StandaloneQuestion, standalone_question
+from shared.answering.courtesy import Courtesy, courtesy
 from shared.answering.handoff import HandoffReason, asks_for_a_person
 from shared.answering.places import names_a_place
 from shared.answering.reuse import (
@@ -62,6 +63,7 @@ class AnswerOrigin(StrEnum):
     GENERATED = "generated"  # the model's wording, every claim verified
     EXTRACTED = "extracted"  # the entry's own statements that answer the question
     HANDOFF = "handoff"
+    COURTESY = "courtesy"  # "hi", "thanks!" answered in kind: nothing was looked up
 
 
 class ContextMethod(StrEnum):
@@ -229,6 +231,9 @@ def answer_question(
         if on_token is not None:
             on_token(repeated.text)
         return repeat(repeated, model=provider.model, timings={"retrieval_ms": None})
+    if (kind := courtesy(question)) is not None:
+        return courteous_reply(kind, settings=settings, provider=provider, knowledge=knowledge,
+                               on_token=on_token)  # fmt: skip
     # The message is embedded once: for recognising a request for a person and for retrieval.
     message_vector = knowledge.embed_query(question)
     if asks_for_a_person(question, knowledge.index.embedder, vector=message_vector):
@@ -398,6 +403,32 @@ def answer_question(
         generation.model,
         tokens=generation.tokens,
         cache_key=reusable,
+    )
+
+
+def courteous_reply(
+    kind: Courtesy,
+    *,
+    settings: Settings,
+    provider: LLMProvider,
+    knowledge: KnowledgeBase,
+    on_token: TokenSink | None,
+) -> Answer:
+    """ "Hello! What can I help you with?" to a greeting, "You're welcome…" to thanks: answered,
+    not handed off (a "thanks!" looked up found nothing and went to a person's inbox)."""
+    text = settings.greeting_message if kind is Courtesy.GREETING else settings.thanks_message
+    if on_token is not None:
+        on_token(text)
+    return Answer(
+        text=text,
+        action=AnswerAction.ANSWER,
+        origin=AnswerOrigin.COURTESY,
+        confidence=1.0,  # nothing to look up: not a knowledge gap
+        sources=[],
+        provider=provider.name,
+        model=provider.model,
+        knowledge_version=knowledge.version,
+        timings={"retrieval_ms": None},
     )
 
 

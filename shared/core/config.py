@@ -119,6 +119,9 @@ class Settings(BaseSettings):
     person_requested_message: str = (
         "Of course. I'm passing you to a person from our support team, who will reply here."
     )
+    # Said to a message that asks nothing ("hi", "thanks!"): not looked up, not handed off.
+    greeting_message: str = "Hello! What can I help you with?"
+    thanks_message: str = "You're welcome. If there is anything else, just ask."
 
     # Model backends
     llm_provider: ProviderName = ProviderName.AUTO

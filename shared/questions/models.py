@@ -53,7 +53,8 @@ class Question(Base):
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     processing_time_ms: Mapped[int | None] = mapped_column(Integer)
     action: Mapped[str | None] = mapped_column(String(16))
-    # generated (the model's verified wording), extracted (the entry's statements), handoff
+    # generated (the model's verified wording), extracted (the entry's statements), handoff,
+    # courtesy (a greeting or thanks answered in kind)
     origin: Mapped[str | None] = mapped_column(String(16))
     confidence: Mapped[float | None] = mapped_column(Float)
     knowledge_version: Mapped[str | None] = mapped_column(String(32))

@@ -2,7 +2,7 @@
 
 import unicodedata
 from datetime import datetime
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, Field, field_validator
 
@@ -55,19 +55,17 @@ def checked_text(
     return value
 
 
-Origin = Literal["generated", "extracted", "handoff"]
+Origin = Literal["generated", "extracted", "handoff", "courtesy"]
 ORIGIN_DESCRIPTION = (
     "`generated`: the model's wording, every claim verified against the entry; `extracted`: the "
-    "entry's own statements that answer the question; `handoff`: a person will answer."
+    "entry's own statements that answer the question; `handoff`: a person will answer; "
+    "`courtesy`: a greeting or thanks answered in kind, nothing looked up."
 )
+_ORIGINS: dict[str, Origin] = {origin: origin for origin in get_args(Origin)}
 
 
 def _origin(value: str | None) -> Origin | None:
-    if value == "generated":
-        return "generated"
-    if value == "extracted":
-        return "extracted"
-    return "handoff" if value == "handoff" else None
+    return _ORIGINS.get(value) if value is not None else None
 
 
 class Source(BaseModel):

@@ -85,6 +85,11 @@ def test_a_follow_up_is_understood_over_real_http(
         url, json={"text": "Do you ship internationally?"}, headers=headers, timeout=40
     ).json()
     assert first["status"] == "completed" and first["sources"][0]["id"] == SHIPPING_ABROAD
+    # Thanks is answered in kind: nothing looked up, no one's inbox, not the subject.
+    thanks = httpx.post(url, json={"text": "thanks!"}, headers=headers, timeout=40).json()
+    assert thanks["status"] == "completed" and thanks["action"] == "answer", thanks
+    assert thanks["origin"] == "courtesy" and not thanks["sources"]
+    assert thanks["answer"] == base_settings.thanks_message
     second = httpx.post(
         url, json={"text": "How long does it take?"}, headers=headers, timeout=40
     ).json()
@@ -95,8 +100,10 @@ def test_a_follow_up_is_understood_over_real_http(
     view = httpx.get(
         f"{base}/conversations/{created['conversation_id']}", headers=headers, timeout=10
     ).json()
-    assert [m["role"] for m in view["messages"]] == ["customer", "assistant"] * 2
-    assert view["messages"][3]["sources"][0]["id"] == SHIPPING_ABROAD
+    assert view["status"] == "open"
+    assert [m["role"] for m in view["messages"]] == ["customer", "assistant"] * 3
+    assert view["messages"][3]["origin"] == "courtesy"
+    assert view["messages"][5]["sources"][0]["id"] == SHIPPING_ABROAD
 
 
 def test_ask_opens_a_conversation_to_follow_up_in(keyed: TestClient) -> None:
