@@ -42,7 +42,8 @@ ANSWER_CACHE_LOOKUPS = Counter(
 ANSWERS = Counter(
     "support_answers_total",
     "Answers stored, by provider, action (answer/handoff) and origin (generated: the model's "
-    "verified wording; extracted: the entry's own statements; handoff).",
+    "verified wording; extracted: the entry's own statements; handoff; courtesy: a greeting or "
+    "thanks answered in kind).",
     ["provider", "action", "origin"],
 )
 FAILURES = Counter("support_answer_failures_total", "Questions stored as failed.", ["code"])

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from shared.analytics.schemas import (
@@ -37,7 +37,7 @@ from shared.analytics.schemas import (
     Report,
     Timings,
 )
-from shared.answering.engine import AnswerAction
+from shared.answering.engine import AnswerAction, AnswerOrigin
 from shared.answering.handoff import HandoffReason
 from shared.answering.reuse import CACHE_PROVIDER
 from shared.conversations.models import Conversation, Feedback, Message, MessageRole, Rating
@@ -58,6 +58,9 @@ def _share(part: int, whole: int) -> float | None:
 
 def _median(values: list[float]) -> float | None:
     return round(statistics.median(values), 3) if values else None
+
+
+COURTESY = AnswerOrigin.COURTESY.value
 
 
 @dataclass
@@ -89,7 +92,12 @@ def report(
     threads: dict[str, _Thread] = defaultdict(_Thread)
     roles_by_id: dict[str, MessageRole] = {}
     messages = select(Message).where(Message.conversation_id.in_(in_period))
-    for message in session.scalars(messages.order_by(Message.created_at)):
+    in_conversations = list(session.scalars(messages.order_by(Message.created_at)))
+    # A greeting or thanks answered in kind, and the reply, are neither a question nor an answer.
+    courteous = {m.question_id for m in in_conversations if m.origin == COURTESY and m.question_id}
+    for message in in_conversations:
+        if message.question_id in courteous:
+            continue
         threads[message.conversation_id].messages.append(message)
         roles_by_id[message.id] = message.role
         if message.role is MessageRole.AGENT:
@@ -116,7 +124,13 @@ def report(
     by_assistant = [h for h in handoffs if h.reason != OPERATOR_REASON]
     ratings = list(
         session.scalars(
-            select(Feedback).where(Feedback.updated_at >= since, Feedback.updated_at < until)
+            select(Feedback)
+            .join(Message, Message.id == Feedback.message_id)
+            .where(
+                Feedback.updated_at >= since,
+                Feedback.updated_at < until,
+                or_(Message.origin.is_(None), Message.origin != COURTESY),  # a thumb on "Hello!"
+            )
         )
     )
 
@@ -162,6 +176,7 @@ def report(
         Question.completed_at >= since,
         Question.completed_at < until,
         Question.action == AnswerAction.ANSWER.value,
+        or_(Question.origin.is_(None), Question.origin != COURTESY),
     )
     answered_count = session.scalar(answered) or 0
     cached = session.scalar(answered.where(Question.provider == CACHE_PROVIDER)) or 0
@@ -183,7 +198,9 @@ def report(
             assistant_answers=sum(
                 1
                 for m in period_messages
-                if m.role is MessageRole.ASSISTANT and m.action == AnswerAction.ANSWER.value
+                if m.role is MessageRole.ASSISTANT
+                and m.action == AnswerAction.ANSWER.value
+                and m.origin != COURTESY
             ),
             cached_answers=cached,
             handoffs=len(by_assistant),

@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared.answer_cache.service import SameWords, forget_answer
+from shared.answering.courtesy import courtesy
 from shared.answering.engine import Answer, repeat
 from shared.answering.reuse import CachedAnswer
 from shared.conversations.models import (
@@ -263,7 +264,7 @@ def submit_message(
 def _lookup_base(same_words: SameWords | None, text: str) -> KnowledgeBase | None:
     """Where to look these words up, if the answer cache may hold them. The cache only saves
     work: when its words or the knowledge base cannot be read, the message is queued."""
-    if same_words is None:
+    if same_words is None or courtesy(text) is not None:  # "hello" is answered in kind
         return None
     try:
         return same_words.base(text)

@@ -90,7 +90,9 @@ class AnswerResponse(BaseModel):
     action: Literal["answer", "handoff"] | None = Field(
         description="`handoff`: the knowledge base does not cover this; a person should follow up."
     )
-    confidence: float | None = Field(description="0-1, calibrated from retrieval.")
+    confidence: float | None = Field(
+        description="0-1, calibrated from retrieval (1 for a courtesy reply: nothing to look up)."
+    )
     origin: Origin | None = Field(description=ORIGIN_DESCRIPTION)
     sources: list[Source]
     timestamp: datetime

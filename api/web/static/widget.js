@@ -269,7 +269,10 @@
       });
       el.appendChild(list);
     }
-    if (message.role === "assistant" || message.role === "agent") el.appendChild(rating(message));
+    // A greeting or thanks answered in kind is no answer to rate.
+    if ((message.role === "assistant" || message.role === "agent") && message.origin !== "courtesy") {
+      el.appendChild(rating(message));
+    }
     if (message.action === "handoff") handoffNotice();
     shown[message.id] = el;
     scroll();

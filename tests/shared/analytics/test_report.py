@@ -48,6 +48,7 @@ class Builder:
         confidence: float = 0.95,
         vector: list[float] | None = None,
         reason: str | None = None,
+        origin: str | None = None,
     ) -> Message:
         question = Question(
             question=text,
@@ -58,6 +59,7 @@ class Builder:
             action=action,
             confidence=confidence,
             handoff_reason=reason,
+            origin=origin,
             vector=None if vector is None else np.asarray(vector, np.float32).tobytes(),
             vector_model=None if vector is None else "test-model",
         )
@@ -66,7 +68,7 @@ class Builder:
         self.message(conversation, MessageRole.CUSTOMER, at, text, question_id=question.id)
         return self.message(
             conversation, MessageRole.ASSISTANT, at + timedelta(seconds=2), "…",
-            question_id=question.id, action=action,
+            question_id=question.id, action=action, origin=origin,
         )  # fmt: skip
 
     def message(
@@ -175,3 +177,33 @@ def test_each_definition_on_a_conversation_that_fits_it(sessions: sessionmaker[S
         (1, ["low_confidence"]),
     ]
     assert result.unclustered_gaps == 0
+
+
+def test_a_greeting_or_thanks_answered_in_kind_is_neither_question_nor_answer(
+    sessions: sessionmaker[Session],
+) -> None:
+    long_ago = NOW - timedelta(hours=3)
+    with session_scope(sessions) as session:
+        build = Builder(session)
+        # Only "hi": the assistant answered nothing the customer asked.
+        greeted = build.conversation(long_ago)
+        hello = build.turn(greeted, long_ago, "hi", confidence=1.0, origin="courtesy")
+        build.rate(hello, Rating.UP, long_ago)  # a thumb on "Hello!" resolves nothing
+        # Answered, then thanked: resolved once quiet, with one answer.
+        thanked = build.conversation(long_ago)
+        build.turn(thanked, long_ago, "How long does shipping take?", origin="extracted")
+        later = long_ago + timedelta(minutes=1)
+        build.turn(thanked, later, "thanks!", confidence=1.0, origin="courtesy")
+
+    with session_scope(sessions) as session:
+        result = report(
+            session=session, since=NOW - timedelta(days=1), until=NOW + timedelta(seconds=1),
+            quiet_minutes=QUIET, gap_confidence_below=0.7, gap_cluster_cosine=0.8, now=NOW,
+        )  # fmt: skip
+    counts = result.counts
+    assert counts.assistant_answers == 1
+    assert counts.involved_conversations == 1
+    assert (counts.resolved_confirmed, counts.resolved_assumed) == (0, 1)
+    assert (counts.thumbs_up, counts.thumbs_down) == (0, 0)
+    # "hi" alone asked nothing: not a conversation the assistant could be involved in
+    assert result.rates.involvement == 1.0
