@@ -50,6 +50,7 @@ from shared.questions.models import Question
 GAP_EXAMPLES = 5
 REPLY_ROLES = (MessageRole.ASSISTANT, MessageRole.AGENT)
 MAX_GAP_QUESTIONS = 1000  # the most recent gap questions clustered in one report
+COURTESY = AnswerOrigin.COURTESY.value  # a greeting or thanks answered in kind
 
 
 def _share(part: int, whole: int) -> float | None:
@@ -58,9 +59,6 @@ def _share(part: int, whole: int) -> float | None:
 
 def _median(values: list[float]) -> float | None:
     return round(statistics.median(values), 3) if values else None
-
-
-COURTESY = AnswerOrigin.COURTESY.value
 
 
 @dataclass

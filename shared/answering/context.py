@@ -23,9 +23,8 @@ bench/followups.py --split tune`; swept again when the set grew to 73 tune conve
 the two changes below: no setting of the three did better). Measured there, 2026-11-27: asking a
 bare follow-up of the earlier words took the tune half from 65 to 66 of 73, searching a
 self-contained message's own words to 67; the test half stayed at 67 of 72, fresh went from 18 to
-21 of 24. A message without a
-pronoun that asks how long, how much… and names no subject ("How long till someone gets back to
-me?") is bare too.
+21 of 24. A message without a pronoun that asks how long, how much… and names no subject ("How
+long till someone gets back to me?") is bare too.
 """
 
 import logging

@@ -221,6 +221,9 @@ def answer_question(
     the entry's statements do not verify. `history` is the conversation before `question`;
     `cache` finds an earlier answer to the same question from the same statements."""
     started = time.perf_counter()
+    if (kind := courtesy(question)) is not None:  # before the cache, as the API's same words
+        return courteous_reply(kind, settings=settings, provider=provider, knowledge=knowledge,
+                               on_token=on_token)  # fmt: skip
     repeated = (
         cache.repeated(normalise(question), context_method)
         if cache is not None and not history
@@ -231,9 +234,6 @@ def answer_question(
         if on_token is not None:
             on_token(repeated.text)
         return repeat(repeated, model=provider.model, timings={"retrieval_ms": None})
-    if (kind := courtesy(question)) is not None:
-        return courteous_reply(kind, settings=settings, provider=provider, knowledge=knowledge,
-                               on_token=on_token)  # fmt: skip
     # The message is embedded once: for recognising a request for a person and for retrieval.
     message_vector = knowledge.embed_query(question)
     if asks_for_a_person(question, knowledge.index.embedder, vector=message_vector):
@@ -414,7 +414,7 @@ def courteous_reply(
     knowledge: KnowledgeBase,
     on_token: TokenSink | None,
 ) -> Answer:
-    """ "Hello! What can I help you with?" to a greeting, "You're welcome…" to thanks: answered,
+    """The reply in kind — GREETING_MESSAGE to a greeting, THANKS_MESSAGE to thanks — answered,
     not handed off (a "thanks!" looked up found nothing and went to a person's inbox)."""
     text = settings.greeting_message if kind is Courtesy.GREETING else settings.thanks_message
     if on_token is not None:
